@@ -1,0 +1,53 @@
+//! # quarry
+//!
+//! The command-line front of Quarry, a thin clap layer over the library crates:
+//!
+//! - `quarry dev`: every function's router on one port (default `127.0.0.1:8080`);
+//! - `quarry migrate`: apply the SQL migrations;
+//! - `quarry demo load`: load the Chinook and nycflights13 demo data.
+//!
+//! Configuration comes from the environment (and `.env`), as for the functions; see the README.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Quarry: governed question answering over PostgreSQL and documents.
+#[derive(Parser)]
+#[command(name = "quarry", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every function on one port (PORT, default 8080) until Ctrl-C.
+    Dev,
+    /// Apply pending SQL migrations to DATABASE_URL.
+    Migrate,
+    /// Demo data.
+    Demo {
+        #[command(subcommand)]
+        command: cmd::demo::DemoCommand,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Dev => cmd::dev::run().await,
+        Command::Migrate => cmd::migrate::run().await,
+        Command::Demo { command } => cmd::demo::run(command).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("quarry: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

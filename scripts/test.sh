@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace against the stack started by `scripts/stack.sh up`.
+#
+# Tests copy a template database (migrated, demo data loaded) into a fresh database each, so the
+# template is rebuilt here from the current migrations every run; leftovers of killed runs go too.
+set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$QUARRY_REPO"
+[[ -d $HOME/.cargo/bin ]] && PATH="$HOME/.cargo/bin:$PATH"
+
+eval "$("$QUARRY_REPO/scripts/stack.sh" env)"
+export QUARRY_DATA_DIR="${QUARRY_DATA_DIR:-$QUARRY_HOME/data}"
+export QUARRY_MODELS_DIR="${QUARRY_MODELS_DIR:-$QUARRY_HOME/models}"
+export QUARRY_TEST_TEMPLATE="${QUARRY_TEST_TEMPLATE:-quarry_template}"
+export REDIS_SERVER_BIN="${REDIS_SERVER_BIN:-$(command -v redis-server)}"
+export LOG_FORMAT=pretty
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "build"
+cargo build --workspace --bins --tests
+
+step "template database $QUARRY_TEST_TEMPLATE"
+psql_admin() { psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -qtA "$@"; }
+# Databases named qt_* belong to tests; a killed run leaves some behind.
+while read -r db; do
+  [[ -n $db ]] && psql_admin -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"
+done < <(psql_admin -c "SELECT datname FROM pg_database WHERE datname LIKE 'qt\_%'")
+psql_admin -c "DROP DATABASE IF EXISTS \"$QUARRY_TEST_TEMPLATE\" WITH (FORCE)"
+psql_admin -c "CREATE DATABASE \"$QUARRY_TEST_TEMPLATE\""
+template_url="${DATABASE_URL%/*}/$QUARRY_TEST_TEMPLATE"
+DATABASE_URL="$template_url" ./target/debug/quarry migrate
+DATABASE_URL="$template_url" ./target/debug/quarry demo load
+
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "tests"
+cargo nextest run --workspace --no-fail-fast

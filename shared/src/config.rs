@@ -1,0 +1,476 @@
+//! Configuration: one typed struct, read once from the environment at start-up.
+//!
+//! Nothing else in Quarry reads environment variables. [`Settings::from_env`] loads `.env` (when
+//! present) and then the process environment; [`Settings::from_lookup`] takes any lookup function so
+//! validation is unit-tested without touching the real environment. Every failure names the variable
+//! and says what a valid value looks like; secrets are held in [`SecretString`] and never printed.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::service::Dependency;
+
+/// A configuration value that could not be used; names the variable so the operator can fix it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("configuration error in {var}: {message}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// What is wrong and what a valid value looks like (never the secret value itself).
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            var,
+            message: message.into(),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (production, Cloud Logging).
+    Json,
+    /// Human-readable lines (local development).
+    Pretty,
+}
+
+/// CORS policy: which browser origins may call Quarry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No CORS headers at all: browsers on other origins are refused (the default).
+    None,
+    /// Any origin (`*`); only allowed without credentials.
+    Any,
+    /// An explicit list of origins such as `https://app.example.com`.
+    List(Vec<String>),
+}
+
+/// Every setting Quarry reads, validated.
+#[derive(Clone)]
+pub struct Settings {
+    /// Address to bind (`HOST`, default `127.0.0.1`; containers use `0.0.0.0`).
+    pub host: IpAddr,
+    /// Port to bind (`PORT`, default 8080; Cloud Run sets it).
+    pub port: u16,
+    /// PostgreSQL connection URL of the owner role (`DATABASE_URL`).
+    pub database_url: Option<SecretString>,
+    /// Redis URL (`REDIS_URL`).
+    pub redis_url: Option<SecretString>,
+    /// Chroma server base URL (`CHROMA_URL`).
+    pub chroma_url: Option<url::Url>,
+    /// Maximum connections in the PostgreSQL pool (`PG_POOL_SIZE`, default 16).
+    pub pg_pool_size: usize,
+    /// Allowed CORS origins (`CORS_ALLOWED_ORIGINS`: empty, `*`, or a comma-separated list).
+    pub cors_origins: CorsOrigins,
+    /// Whether CORS responses allow credentials (`CORS_ALLOW_CREDENTIALS`, default false).
+    pub cors_allow_credentials: bool,
+    /// Largest request body accepted, in bytes (`MAX_BODY_BYTES`, default 1 MiB).
+    pub max_body_bytes: usize,
+    /// Deadline for a whole request (`REQUEST_TIMEOUT_SECS`, default 30).
+    pub request_timeout: Duration,
+    /// Deadline for each dependency probe of `/health` (`HEALTH_TIMEOUT_MS`, default 1500).
+    pub health_timeout: Duration,
+    /// Log format (`LOG_FORMAT`: `json` or `pretty`, default `json`).
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` syntax (`RUST_LOG`, default `info,tokio_postgres=warn`).
+    pub log_filter: String,
+    /// Folder holding the downloaded demo data (`QUARRY_DATA_DIR`, default `.quarry/data`).
+    pub data_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Settings {
+    // Hand-written so that no secret can reach a log line through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "[redacted]"),
+            )
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "[redacted]"))
+            .field(
+                "chroma_url",
+                &self.chroma_url.as_ref().map(url::Url::as_str),
+            )
+            .field("pg_pool_size", &self.pg_pool_size)
+            .field("cors_origins", &self.cors_origins)
+            .field("cors_allow_credentials", &self.cors_allow_credentials)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("request_timeout", &self.request_timeout)
+            .field("health_timeout", &self.health_timeout)
+            .field("log_format", &self.log_format)
+            .field("log_filter", &self.log_filter)
+            .field("data_dir", &self.data_dir)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// Loads `.env` if there is one (variables already set win), then reads the environment.
+    ///
+    /// # Errors
+    /// The first invalid variable, named.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a malformed one is an error worth reporting.
+        if let Err(e) = dotenvy::dotenv() {
+            if !e.not_found() {
+                return Err(ConfigError::new(".env", format!("cannot be read: {e}")));
+            }
+        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads every setting through `lookup` (a variable name to its value, if set).
+    ///
+    /// # Errors
+    /// The first invalid variable, named.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let host = parse_or(
+            get("HOST"),
+            "HOST",
+            "an IP address such as 127.0.0.1 or 0.0.0.0",
+            || IpAddr::from([127, 0, 0, 1]),
+        )?;
+        let port = parse_or(get("PORT"), "PORT", "a port number 0-65535", || 8080u16)?;
+        let database_url = get("DATABASE_URL")
+            .map(|v| validate_url("DATABASE_URL", v, &["postgres", "postgresql"]))
+            .transpose()?;
+        let redis_url = get("REDIS_URL")
+            .map(|v| validate_url("REDIS_URL", v, &["redis", "rediss"]))
+            .transpose()?;
+        let chroma_url = get("CHROMA_URL")
+            .map(|v| {
+                validate_url("CHROMA_URL", v.clone(), &["http", "https"])?;
+                url::Url::parse(&v)
+                    .map_err(|_| ConfigError::new("CHROMA_URL", "is not a valid URL"))
+            })
+            .transpose()?;
+        let pg_pool_size = parse_or(
+            get("PG_POOL_SIZE"),
+            "PG_POOL_SIZE",
+            "a number 1-1000",
+            || 16usize,
+        )?;
+        if !(1..=1000).contains(&pg_pool_size) {
+            return Err(ConfigError::new(
+                "PG_POOL_SIZE",
+                "must be between 1 and 1000",
+            ));
+        }
+        let cors_origins = parse_cors(get("CORS_ALLOWED_ORIGINS"))?;
+        let cors_allow_credentials = parse_bool(
+            get("CORS_ALLOW_CREDENTIALS"),
+            "CORS_ALLOW_CREDENTIALS",
+            false,
+        )?;
+        if cors_allow_credentials && cors_origins == CorsOrigins::Any {
+            return Err(ConfigError::new(
+                "CORS_ALLOW_CREDENTIALS",
+                "cannot be true while CORS_ALLOWED_ORIGINS is '*': list the origins explicitly",
+            ));
+        }
+        let max_body_bytes = parse_or(
+            get("MAX_BODY_BYTES"),
+            "MAX_BODY_BYTES",
+            "a size in bytes",
+            || 1usize << 20,
+        )?;
+        if max_body_bytes < 1024 {
+            return Err(ConfigError::new("MAX_BODY_BYTES", "must be at least 1024"));
+        }
+        let request_timeout = Duration::from_secs(parse_or(
+            get("REQUEST_TIMEOUT_SECS"),
+            "REQUEST_TIMEOUT_SECS",
+            "whole seconds",
+            || 30u64,
+        )?);
+        if request_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "REQUEST_TIMEOUT_SECS",
+                "must be at least 1",
+            ));
+        }
+        let health_timeout = Duration::from_millis(parse_or(
+            get("HEALTH_TIMEOUT_MS"),
+            "HEALTH_TIMEOUT_MS",
+            "milliseconds",
+            || 1500u64,
+        )?);
+        if health_timeout < Duration::from_millis(50) {
+            return Err(ConfigError::new("HEALTH_TIMEOUT_MS", "must be at least 50"));
+        }
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LOG_FORMAT",
+                    format!("must be 'json' or 'pretty', got '{other}'"),
+                ));
+            }
+        };
+        let log_filter = get("RUST_LOG").unwrap_or_else(|| "info,tokio_postgres=warn".to_owned());
+        let data_dir =
+            get("QUARRY_DATA_DIR").map_or_else(|| PathBuf::from(".quarry/data"), PathBuf::from);
+
+        Ok(Self {
+            host,
+            port,
+            database_url,
+            redis_url,
+            chroma_url,
+            pg_pool_size,
+            cors_origins,
+            cors_allow_credentials,
+            max_body_bytes,
+            request_timeout,
+            health_timeout,
+            log_format,
+            log_filter,
+            data_dir,
+        })
+    }
+
+    /// Checks that every dependency a service declares has its URL configured.
+    ///
+    /// # Errors
+    /// Names the first missing variable and the service that needs it.
+    pub fn require(&self, service: &str, deps: &[Dependency]) -> Result<(), ConfigError> {
+        for dep in deps {
+            let (var, present) = match dep {
+                Dependency::Postgres => ("DATABASE_URL", self.database_url.is_some()),
+                Dependency::Redis => ("REDIS_URL", self.redis_url.is_some()),
+                Dependency::Chroma => ("CHROMA_URL", self.chroma_url.is_some()),
+            };
+            if !present {
+                return Err(ConfigError::new(
+                    var,
+                    format!("is required by {service} but not set"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL, for the few places that must hand it to a driver.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_ref().map(ExposeSecret::expose_secret)
+    }
+}
+
+fn parse_or<T: std::str::FromStr>(
+    value: Option<String>,
+    var: &'static str,
+    expected: &str,
+    default: impl FnOnce() -> T,
+) -> Result<T, ConfigError> {
+    match value {
+        None => Ok(default()),
+        Some(v) => v
+            .parse()
+            .map_err(|_| ConfigError::new(var, format!("must be {expected}, got '{v}'"))),
+    }
+}
+
+fn parse_bool(
+    value: Option<String>,
+    var: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(_) => Err(ConfigError::new(var, "must be true or false")),
+    }
+}
+
+/// Validates a URL's scheme without ever echoing the URL (it may carry a password).
+fn validate_url(
+    var: &'static str,
+    value: String,
+    schemes: &[&str],
+) -> Result<SecretString, ConfigError> {
+    let parsed = url::Url::parse(&value)
+        .map_err(|e| ConfigError::new(var, format!("is not a valid URL ({e})")))?;
+    if !schemes.contains(&parsed.scheme()) {
+        return Err(ConfigError::new(
+            var,
+            format!(
+                "must use the scheme {}, got '{}'",
+                schemes.join(" or "),
+                parsed.scheme()
+            ),
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::new(var, "has no host"));
+    }
+    Ok(SecretString::from(value))
+}
+
+fn parse_cors(value: Option<String>) -> Result<CorsOrigins, ConfigError> {
+    let Some(value) = value else {
+        return Ok(CorsOrigins::None);
+    };
+    let entries: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if entries == ["*"] {
+        return Ok(CorsOrigins::Any);
+    }
+    let mut origins = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if entry == "*" {
+            return Err(ConfigError::new(
+                "CORS_ALLOWED_ORIGINS",
+                "'*' cannot be combined with other origins",
+            ));
+        }
+        let url = url::Url::parse(entry).map_err(|_| {
+            ConfigError::new(
+                "CORS_ALLOWED_ORIGINS",
+                format!("'{entry}' is not an origin such as https://app.example.com"),
+            )
+        })?;
+        let is_origin = matches!(url.scheme(), "http" | "https")
+            && url.host_str().is_some()
+            && url.path() == "/"
+            && url.query().is_none();
+        if !is_origin || entry.ends_with('/') {
+            return Err(ConfigError::new(
+                "CORS_ALLOWED_ORIGINS",
+                format!("'{entry}' is not an origin (scheme://host[:port], no path)"),
+            ));
+        }
+        origins.push(entry.to_owned());
+    }
+    Ok(if origins.is_empty() {
+        CorsOrigins::None
+    } else {
+        CorsOrigins::List(origins)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_local_and_safe() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.port, 8080);
+        assert_eq!(s.host.to_string(), "127.0.0.1");
+        assert_eq!(s.cors_origins, CorsOrigins::None);
+        assert!(!s.cors_allow_credentials);
+        assert_eq!(s.max_body_bytes, 1 << 20);
+        assert_eq!(s.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        assert_eq!(load(&[("PORT", "eighty")]).unwrap_err().var, "PORT");
+        assert_eq!(load(&[("PORT", "70000")]).unwrap_err().var, "PORT");
+        assert_eq!(
+            load(&[("DATABASE_URL", "mysql://x@h/db")]).unwrap_err().var,
+            "DATABASE_URL"
+        );
+        assert_eq!(
+            load(&[("REDIS_URL", "not a url")]).unwrap_err().var,
+            "REDIS_URL"
+        );
+        assert_eq!(
+            load(&[("PG_POOL_SIZE", "0")]).unwrap_err().var,
+            "PG_POOL_SIZE"
+        );
+        assert_eq!(
+            load(&[("LOG_FORMAT", "xml")]).unwrap_err().var,
+            "LOG_FORMAT"
+        );
+        assert_eq!(
+            load(&[("CORS_ALLOWED_ORIGINS", "https://a.example/path")])
+                .unwrap_err()
+                .var,
+            "CORS_ALLOWED_ORIGINS"
+        );
+        assert_eq!(
+            load(&[("CORS_ALLOWED_ORIGINS", "*,https://a.example")])
+                .unwrap_err()
+                .var,
+            "CORS_ALLOWED_ORIGINS"
+        );
+    }
+
+    #[test]
+    fn wildcard_origin_with_credentials_is_refused() {
+        let err = load(&[
+            ("CORS_ALLOWED_ORIGINS", "*"),
+            ("CORS_ALLOW_CREDENTIALS", "true"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "CORS_ALLOW_CREDENTIALS");
+        let ok = load(&[
+            (
+                "CORS_ALLOWED_ORIGINS",
+                "https://a.example, http://localhost:3000",
+            ),
+            ("CORS_ALLOW_CREDENTIALS", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            ok.cors_origins,
+            CorsOrigins::List(vec![
+                "https://a.example".into(),
+                "http://localhost:3000".into()
+            ])
+        );
+    }
+
+    #[test]
+    fn secrets_never_reach_debug_or_errors() {
+        let s = load(&[
+            ("DATABASE_URL", "postgres://u:hunter2@db/x"),
+            ("REDIS_URL", "redis://:hunter2@r/"),
+        ])
+        .unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+        let err = load(&[("DATABASE_URL", "mysql://u:hunter2@db/x")]).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn services_name_their_missing_dependency() {
+        let s = load(&[("DATABASE_URL", "postgres://u@db/x")]).unwrap();
+        assert!(s.require("sql-exec", &[Dependency::Postgres]).is_ok());
+        let err = s
+            .require("ask", &[Dependency::Postgres, Dependency::Redis])
+            .unwrap_err();
+        assert_eq!(err.var, "REDIS_URL");
+        assert!(err.message.contains("ask"));
+    }
+}

@@ -1,0 +1,290 @@
+//! [`ApiError`]: the one error type at the HTTP boundary, and the only place that writes
+//! `application/problem+json` (RFC 9457).
+//!
+//! Each variant has a stable `type` URI (`urn:quarry:problem:<slug>`) that clients can match on.
+//! Client errors (4xx) carry a human `detail`; server errors (5xx) log their cause chain and tell the
+//! client only a generic sentence, so no internal message, stack trace or secret leaves the process.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error answered to an HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed: bad JSON, wrong field types, invalid values (400).
+    #[error("{detail}")]
+    BadRequest {
+        /// Stable slug for the `type` URI, e.g. `invalid-json`.
+        kind: &'static str,
+        /// What is wrong, for a human.
+        detail: String,
+    },
+    /// The request is well-formed but cannot be processed as asked (422).
+    #[error("{detail}")]
+    Unprocessable {
+        /// Stable slug for the `type` URI.
+        kind: &'static str,
+        /// What is wrong, for a human.
+        detail: String,
+    },
+    /// No credentials, or credentials that do not verify (401).
+    #[error("{detail}")]
+    Unauthorized {
+        /// Stable slug, e.g. `token-expired`.
+        kind: &'static str,
+        /// What is wrong, for a human.
+        detail: String,
+    },
+    /// Authenticated, but not allowed (403).
+    #[error("{detail}")]
+    Forbidden {
+        /// Stable slug, e.g. `table-not-granted`.
+        kind: &'static str,
+        /// What is not allowed, for a human.
+        detail: String,
+    },
+    /// No route or resource here (404).
+    #[error("{detail}")]
+    NotFound {
+        /// What was not found.
+        detail: String,
+    },
+    /// The route exists but not with this method (405).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The body is larger than the configured limit (413).
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// The body's media type is not one this route accepts (415).
+    #[error("{detail}")]
+    UnsupportedMediaType {
+        /// What was expected.
+        detail: String,
+    },
+    /// The request took longer than the configured deadline (504 from our side).
+    #[error("request timed out")]
+    Timeout,
+    /// Too many requests; retry after the given delay (429).
+    #[error("rate limit exceeded")]
+    TooManyRequests {
+        /// When the client may try again.
+        retry_after: Duration,
+    },
+    /// A dependency is down or a queue is full; retry later (503).
+    #[error("{detail}")]
+    Unavailable {
+        /// Stable slug, e.g. `llm-unavailable`.
+        kind: &'static str,
+        /// What is unavailable (never an internal error message).
+        detail: String,
+        /// When the client may try again, if known.
+        retry_after: Option<Duration>,
+    },
+    /// Anything else: logged with its cause chain, answered with a generic 500.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// The JSON body of a problem response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Stable identifier of the kind of problem, e.g. `urn:quarry:problem:invalid-json`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong this time, for a human.
+    pub detail: String,
+    /// The request id (also in the `x-request-id` header), to find the logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl ApiError {
+    /// Shorthand for a 400 with a slug and a detail.
+    pub fn bad_request(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::BadRequest {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// Shorthand for a 500 from any error; the cause is logged, not shown.
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(err.into())
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable slug of this error's `type`.
+    pub fn slug(&self) -> &'static str {
+        match self {
+            Self::BadRequest { kind, .. }
+            | Self::Unprocessable { kind, .. }
+            | Self::Unauthorized { kind, .. }
+            | Self::Forbidden { kind, .. }
+            | Self::Unavailable { kind, .. } => kind,
+            Self::NotFound { .. } => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
+            Self::PayloadTooLarge => "payload-too-large",
+            Self::UnsupportedMediaType { .. } => "unsupported-media-type",
+            Self::Timeout => "timeout",
+            Self::TooManyRequests { .. } => "rate-limited",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The problem body for this error; 5xx details are generic on purpose.
+    pub fn problem(&self, request_id: Option<String>) -> Problem {
+        let status = self.status();
+        let detail = match self {
+            Self::Internal(_) => {
+                "An internal error occurred; the request id identifies it in the logs.".to_owned()
+            }
+            Self::MethodNotAllowed => "This route does not accept that HTTP method.".to_owned(),
+            Self::PayloadTooLarge => {
+                "The request body is larger than this endpoint accepts.".to_owned()
+            }
+            Self::Timeout => "The request took longer than the server's deadline.".to_owned(),
+            Self::TooManyRequests { retry_after } => {
+                format!(
+                    "Too many requests; retry after {} s.",
+                    retry_after.as_secs().max(1)
+                )
+            }
+            other => other.to_string(),
+        };
+        Problem {
+            kind: format!("urn:quarry:problem:{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            request_id,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            // The chain goes to the log (with the request id from the span), never to the client.
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        }
+        let status = self.status();
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after } => Some(*retry_after),
+            Self::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        let unauthorized = matches!(self, Self::Unauthorized { .. });
+        let body = match serde_json::to_vec(&self.problem(crate::http::request_id::current())) {
+            Ok(body) => body,
+            Err(_) => b"{\"type\":\"urn:quarry:problem:internal\",\"status\":500}".to_vec(),
+        };
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(after) = retry_after {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(after.as_secs().max(1)),
+            );
+        }
+        if unauthorized {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(err: crate::db::DbError) -> Self {
+        match err {
+            crate::db::DbError::Unavailable(_) => Self::Unavailable {
+                kind: "database-unavailable",
+                detail: "The database is not reachable right now.".to_owned(),
+                retry_after: Some(Duration::from_secs(2)),
+            },
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_json(response: Response) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn client_errors_keep_their_detail_and_type() {
+        let response =
+            ApiError::bad_request("invalid-json", "expected a string at line 1").into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        let body = body_json(response).await;
+        assert_eq!(body["type"], "urn:quarry:problem:invalid-json");
+        assert_eq!(body["status"], 400);
+        assert_eq!(body["detail"], "expected a string at line 1");
+    }
+
+    #[tokio::test]
+    async fn internal_errors_hide_their_cause() {
+        let cause =
+            anyhow::anyhow!("password authentication failed for user quarry: secret=hunter2");
+        let response = ApiError::internal(cause).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = body_json(response).await;
+        assert_eq!(body["type"], "urn:quarry:problem:internal");
+        assert!(!body.to_string().contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn retry_after_and_www_authenticate_headers() {
+        let response = ApiError::TooManyRequests {
+            retry_after: Duration::from_millis(2500),
+        }
+        .into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let response = ApiError::Unauthorized {
+            kind: "token-missing",
+            detail: "no bearer token".into(),
+        }
+        .into_response();
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            "Bearer error=\"invalid_token\""
+        );
+    }
+}
