@@ -26,6 +26,7 @@ CHROMA_PORT="${QUARRY_CHROMA_PORT:-18000}"
 HOST=127.0.0.1
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_USER=quarry PG_PASSWORD=quarry PG_DB=quarry
+APP_USER=quarry_app APP_PASSWORD=quarry_app
 PG_EXTENSIONS=(vector hypopg pg_stat_statements)
 WAIT_SECS=60
 
@@ -371,6 +372,23 @@ cmd_env() {
   echo "export REDIS_URL=$q"
   printf -v q '%q' "${CHROMA_URL:-$OUR_CHROMA_URL}"
   echo "export CHROMA_URL=$q"
+  # The restricted role the migrations create; `quarry migrate` sets its password from this URL.
+  local app_url="${DATABASE_URL:-$OUR_DATABASE_URL}"
+  app_url="${app_url/#postgres:\/\/*@/postgres://$APP_USER:$APP_PASSWORD@}"
+  printf -v q '%q' "${APP_DATABASE_URL:-$app_url}"
+  echo "export APP_DATABASE_URL=$q"
+  printf -v q '%q' "${JWT_SECRET:-$(dev_jwt_secret)}"
+  echo "export JWT_SECRET=$q"
+}
+
+# A development signing secret, made once per QUARRY_HOME and kept private to root. Real
+# deployments set JWT_SECRET (or JWT_JWKS_URL) from their secret manager instead.
+dev_jwt_secret() {
+  local file="$QUARRY_HOME/jwt-secret"
+  if [[ ! -s $file ]]; then
+    (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$file")
+  fi
+  cat "$file"
 }
 
 main() {

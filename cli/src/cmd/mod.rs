@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod dev;
 pub mod migrate;
+pub mod token;
 
 use anyhow::Context;
 use quarry_shared::config::Settings;

@@ -1,15 +1,24 @@
 //! # quarry-auth
 //!
-//! Verifies JWTs and answers allow/deny for (role, region, resource), for gateways and peers.
+//! Verifies JWTs and answers allow/deny for (role, region, resource), so gateways and other
+//! services can ask the same question every Quarry function asks itself:
 //!
-//! Status: foundation only. It serves `/health` (probing PostgreSQL, where the policy lives) and `/metrics`; its API
-//! arrives with its own issue. Run it alone with `cargo run -p quarry-auth`, or with every other
-//! function under `quarry dev`.
+//! - `POST /v1/authorize` `{"action":"read","resource":"table:public.invoice"}` →
+//!   `{"allow":false,"reason":"table:public.invoice","role":"catalog","region":"emea"}`;
+//! - `GET /v1/whoami`: the verified claims and what the caller's role may read.
+//!
+//! The decisions are the pure ones of `quarry_shared::policy`; the only I/O is loading the policy
+//! and writing the audit row, so the core can later build to WASM with another policy source.
+//! Run alone with `cargo run -p quarry-auth`, or with every other function under `quarry dev`.
 #![warn(missing_docs)]
+
+mod authorize;
+mod whoami;
 
 use quarry_shared::service::{Dependency, Service};
 use quarry_shared::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// This function, for the server.
 pub fn service() -> Service {
@@ -20,7 +29,8 @@ pub fn service() -> Service {
     }
 }
 
-/// The function's own routes (none yet beyond the shared `/health` and `/metrics`).
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(authorize::authorize))
+        .routes(routes!(whoami::whoami))
 }

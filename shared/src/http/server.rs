@@ -12,14 +12,16 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::caller::FunctionName;
 use super::{health, metrics, problem, request_id, Json};
 use crate::config::{ConfigError, CorsOrigins, Settings};
 use crate::probe;
@@ -55,7 +57,7 @@ pub fn app(state: AppState, services: &[Service]) -> (Router, Arc<OpenApi>) {
     metrics::handle();
     let mut api: OpenApiRouter<AppState> = OpenApiRouter::new();
     for service in services {
-        api = api.merge((service.routes)());
+        api = api.merge((service.routes)().layer(Extension(FunctionName(service.name))));
     }
     let api = api
         .routes(routes!(health::health))
@@ -71,6 +73,18 @@ pub fn app(state: AppState, services: &[Service]) -> (Router, Arc<OpenApi>) {
          with a stable `type` (urn:quarry:problem:<slug>)."
             .to_owned(),
     );
+    // Routes that take a `Caller` declare `security(("bearer" = []))`; the scheme is defined once here.
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
     let doc = Arc::new(doc);
     let served = Arc::clone(&doc);
 
@@ -226,6 +240,11 @@ pub async fn run(label: &str, services: Vec<Service>) -> Result<(), ServeError> 
                 "dependency not reachable at start-up; /health will say 503 until it is"
             );
         }
+    }
+    // With a JWKS configured, fetch the keys now: the first request should not pay for it, and a
+    // wrong URL should show in the start-up log rather than as the first caller's 503.
+    if let Err(err) = state.governance.verifier.refresh_keys().await {
+        tracing::warn!(error = %err, "token keys not available at start-up; will retry on demand");
     }
     let settings = Arc::clone(&state.settings);
     let (router, _) = app(state, &services);

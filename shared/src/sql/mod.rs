@@ -1,0 +1,25 @@
+//! SQL: the guard every caller-supplied or model-generated query passes before it reaches PostgreSQL.
+//!
+//! [`guard::check`] is a pure function (no I/O): it parses one statement with `sqlparser`'s
+//! PostgreSQL dialect, refuses anything that is not a read-only query, checks every function,
+//! table and column the query touches against the caller's [`crate::policy::RolePolicy`], and
+//! returns the query re-rendered from the checked syntax tree with a row cap around it.
+//!
+//! The guard is the first wall, not the only one: the executor runs the result in a read-only
+//! transaction, as a role with only `SELECT` grants, with row-level security, a statement timeout,
+//! `search_path = public` and `standard_conforming_strings = on` (the guard's rendering assumes
+//! both).
+//!
+//! Layout: [`guard`] holds the API and the statement-level rules; `relations` resolves tables and
+//! columns through scopes; `functions` is the function deny list and allow-list mode; `cap` wraps
+//! the query in the row cap.
+
+mod cap;
+mod functions;
+pub mod guard;
+mod relations;
+
+#[cfg(test)]
+mod tests;
+
+pub use guard::{check, GuardOptions, Guarded, Rejection};
