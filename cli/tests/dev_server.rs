@@ -349,3 +349,56 @@ async fn health_notices_an_unreachable_database_quickly() {
         "no credentials in health output: {text}"
     );
 }
+
+#[tokio::test]
+async fn sql_through_quarry_dev_is_governed() {
+    let (app, _db) = app_with(&[]).await;
+    let http = client();
+    let run = |bearer: String, sql: &'static str| {
+        http.post(app.url("/v1/sql"))
+            .bearer_auth(bearer)
+            .json(&serde_json::json!({"sql": sql}))
+            .send()
+    };
+    let emea = run(
+        testing::token("ana", "analyst", "emea"),
+        "SELECT region FROM customer",
+    )
+    .await
+    .unwrap();
+    assert_eq!(emea.status(), 200);
+    let body: Value = emea.json().await.unwrap();
+    let rows = body["rows"].as_array().unwrap();
+    assert!(
+        !rows.is_empty() && rows.iter().all(|r| r[0] == "emea"),
+        "{body}"
+    );
+
+    let catalog = run(
+        testing::token("cat", "catalog", "emea"),
+        "SELECT * FROM invoice",
+    )
+    .await
+    .unwrap();
+    assert_eq!(catalog.status(), 403);
+    let finance = run(
+        testing::token("fin", "finance", "emea"),
+        "SELECT email FROM customer",
+    )
+    .await
+    .unwrap();
+    assert_eq!(finance.status(), 403);
+    let started = Instant::now();
+    let sleep = run(
+        testing::token("adm", "admin", "emea"),
+        "SELECT pg_sleep(10)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(sleep.status(), 403);
+    assert_eq!(
+        sleep.json::<Value>().await.unwrap()["reason"],
+        "function:pg_sleep"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}

@@ -100,6 +100,16 @@ pub struct Settings {
     pub policy_ttl: Duration,
     /// Requests per minute allowed per client IP before authentication (`RATE_LIMIT_ANON_PER_MINUTE`, default 300).
     pub anon_rate_per_minute: u32,
+    /// Most rows `/v1/sql` returns (`SQL_MAX_ROWS`, default 1000); a request may ask for fewer.
+    pub sql_max_rows: u32,
+    /// Statement timeout of `/v1/sql` (`SQL_STATEMENT_TIMEOUT_MS`, default 4000).
+    pub sql_statement_timeout: Duration,
+    /// Highest planner cost `/v1/sql` runs (`SQL_MAX_COST`, default 1,000,000: a full scan of
+    /// `flights.flights` costs about 10,000; runaway joins and huge generated series cost far more).
+    pub sql_max_cost: f64,
+    /// Allow-list mode of the SQL guard: only these functions may be called
+    /// (`SQL_FUNCTION_ALLOW_LIST`, comma-separated; unset = deny-list mode).
+    pub sql_function_allow_list: Option<std::collections::BTreeSet<String>>,
     /// Prefix of every Redis key Quarry writes (`REDIS_KEY_PREFIX`, default `quarry`), so several
     /// deployments (or test runs) can share one Redis.
     pub redis_key_prefix: String,
@@ -150,6 +160,10 @@ impl std::fmt::Debug for Settings {
             .field("policy_ttl", &self.policy_ttl)
             .field("anon_rate_per_minute", &self.anon_rate_per_minute)
             .field("redis_key_prefix", &self.redis_key_prefix)
+            .field("sql_max_rows", &self.sql_max_rows)
+            .field("sql_statement_timeout", &self.sql_statement_timeout)
+            .field("sql_max_cost", &self.sql_max_cost)
+            .field("sql_function_allow_list", &self.sql_function_allow_list)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .finish()
     }
@@ -317,6 +331,49 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        let sql_max_rows = parse_or(
+            get("SQL_MAX_ROWS"),
+            "SQL_MAX_ROWS",
+            "a number of rows",
+            || 1000u32,
+        )?;
+        if !(1..=100_000).contains(&sql_max_rows) {
+            return Err(ConfigError::new(
+                "SQL_MAX_ROWS",
+                "must be between 1 and 100000",
+            ));
+        }
+        let sql_statement_timeout = Duration::from_millis(parse_or(
+            get("SQL_STATEMENT_TIMEOUT_MS"),
+            "SQL_STATEMENT_TIMEOUT_MS",
+            "milliseconds",
+            || 4000u64,
+        )?);
+        if !(Duration::from_millis(10)..=Duration::from_secs(600)).contains(&sql_statement_timeout)
+        {
+            return Err(ConfigError::new(
+                "SQL_STATEMENT_TIMEOUT_MS",
+                "must be between 10 and 600000",
+            ));
+        }
+        let sql_max_cost = parse_or(
+            get("SQL_MAX_COST"),
+            "SQL_MAX_COST",
+            "a planner cost",
+            || 1_000_000f64,
+        )?;
+        if !(sql_max_cost.is_finite() && sql_max_cost > 0.0) {
+            return Err(ConfigError::new(
+                "SQL_MAX_COST",
+                "must be a positive number",
+            ));
+        }
+        let sql_function_allow_list = get("SQL_FUNCTION_ALLOW_LIST").map(|v| {
+            v.split(',')
+                .map(|f| f.trim().to_ascii_lowercase())
+                .filter(|f| !f.is_empty())
+                .collect()
+        });
         let redis_key_prefix = get("REDIS_KEY_PREFIX").unwrap_or_else(|| "quarry".to_owned());
         if redis_key_prefix.len() > 64 || redis_key_prefix.contains(char::is_whitespace) {
             return Err(ConfigError::new(
@@ -351,6 +408,10 @@ impl Settings {
             policy_ttl,
             anon_rate_per_minute,
             redis_key_prefix,
+            sql_max_rows,
+            sql_statement_timeout,
+            sql_max_cost,
+            sql_function_allow_list,
             trust_forwarded_for,
         })
     }

@@ -49,6 +49,19 @@ pub enum ApiError {
         /// What is not allowed, for a human.
         detail: String,
     },
+    /// A request refused for a stated, machine-readable reason (a SQL statement the guard refused,
+    /// a query over the cost limit): 400, 403 or 422 with a `reason` member in the body.
+    #[error("{detail}")]
+    Rejected {
+        /// The HTTP status (a 4xx).
+        status: StatusCode,
+        /// Stable slug for the `type` URI, e.g. `sql-not-allowed`.
+        kind: &'static str,
+        /// Stable reason code, e.g. `table:public.employee`, `function:pg_sleep`.
+        reason: String,
+        /// What happened, for a human.
+        detail: String,
+    },
     /// No route or resource here (404).
     #[error("{detail}")]
     NotFound {
@@ -106,6 +119,9 @@ pub struct Problem {
     /// The request id (also in the `x-request-id` header), to find the logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// For refusals with a machine-readable cause: the stable reason code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl ApiError {
@@ -129,6 +145,7 @@ impl ApiError {
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Rejected { status, .. } => *status,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -147,6 +164,7 @@ impl ApiError {
             | Self::Unprocessable { kind, .. }
             | Self::Unauthorized { kind, .. }
             | Self::Forbidden { kind, .. }
+            | Self::Rejected { kind, .. }
             | Self::Unavailable { kind, .. } => kind,
             Self::NotFound { .. } => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
@@ -184,6 +202,10 @@ impl ApiError {
             status: status.as_u16(),
             detail,
             request_id,
+            reason: match self {
+                Self::Rejected { reason, .. } => Some(reason.clone()),
+                _ => None,
+            },
         }
     }
 }

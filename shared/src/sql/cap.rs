@@ -14,5 +14,8 @@ const ALIAS: &str = "quarry_capped";
 /// A subquery keeps the inner `ORDER BY` in practice (PostgreSQL scans the sorted subquery), and
 /// an inner `LIMIT` smaller than the cap still wins.
 pub(crate) fn wrap(query: &Query, max_rows: u32) -> String {
-    format!("SELECT * FROM ({query}) AS {ALIAS} LIMIT {}", u64::from(max_rows) + 1)
+    format!(
+        "SELECT * FROM ({query}) AS {ALIAS} LIMIT {}",
+        u64::from(max_rows) + 1
+    )
 }

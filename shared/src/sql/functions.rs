@@ -54,46 +54,48 @@ const DENIED: &[&str] = &[
 
 /// Functions refused by prefix: families where every member is dangerous or new members appear.
 const DENIED_PREFIXES: &[&str] = &[
-    "pg_sleep",         // pg_sleep, pg_sleep_for, pg_sleep_until
-    "pg_read_",         // pg_read_file, pg_read_binary_file
-    "pg_ls_",           // pg_ls_dir, pg_ls_logdir, pg_ls_waldir, ...
-    "pg_file_",         // adminpack: pg_file_write, pg_file_rename, pg_file_unlink
-    "lo_",              // large objects: lo_import, lo_export, lo_get, lo_put, ...
-    "dblink",           // dblink, dblink_exec, dblink_connect, ...
-    "postgres_fdw_",    // connection management
-    "pg_advisory",      // advisory locks
-    "pg_try_advisory",  // advisory locks
-    "pg_create_",       // replication slots, restore points
-    "pg_drop_",         // replication slots
-    "pg_copy_",         // replication slots
-    "pg_replication_",  // replication origins and slot advance
-    "pg_logical_",      // logical decoding, pg_logical_emit_message
-    "pg_sync_",         // slot synchronisation
-    "pg_switch_",       // pg_switch_wal, pg_switch_xlog
-    "pg_wal_replay_",   // pause / resume recovery
-    "pg_backup_",       // pg_backup_start / stop
-    "pg_start_backup",  // older spelling
-    "pg_stop_backup",   // older spelling
-    "pg_rotate_",       // pg_rotate_logfile
-    "pg_log_",          // pg_log_backend_memory_contexts, pg_log_standby_snapshot
-    "pg_stat_reset",    // statistics resets
-    "pg_restore_",      // PostgreSQL 18 statistics import
-    "pg_clear_",        // PostgreSQL 18 statistics import
-    "pg_get_wal_",      // pg_walinspect reads raw WAL
-    "binary_upgrade_",  // pg_upgrade internals
-    "query_to_xml",     // dynamic SQL: query_to_xml, query_to_xmlschema, query_to_xml_and_xmlschema
-    "table_to_xml",     // reads a table the guard cannot see (name as text)
-    "cursor_to_xml",    // reads an open cursor
-    "schema_to_xml",    // reads a whole schema
-    "database_to_xml",  // reads the whole database
-    "crosstab",         // tablefunc: runs its text argument as SQL
+    "pg_sleep",        // pg_sleep, pg_sleep_for, pg_sleep_until
+    "pg_read_",        // pg_read_file, pg_read_binary_file
+    "pg_ls_",          // pg_ls_dir, pg_ls_logdir, pg_ls_waldir, ...
+    "pg_file_",        // adminpack: pg_file_write, pg_file_rename, pg_file_unlink
+    "lo_",             // large objects: lo_import, lo_export, lo_get, lo_put, ...
+    "dblink",          // dblink, dblink_exec, dblink_connect, ...
+    "postgres_fdw_",   // connection management
+    "pg_advisory",     // advisory locks
+    "pg_try_advisory", // advisory locks
+    "pg_create_",      // replication slots, restore points
+    "pg_drop_",        // replication slots
+    "pg_copy_",        // replication slots
+    "pg_replication_", // replication origins and slot advance
+    "pg_logical_",     // logical decoding, pg_logical_emit_message
+    "pg_sync_",        // slot synchronisation
+    "pg_switch_",      // pg_switch_wal, pg_switch_xlog
+    "pg_wal_replay_",  // pause / resume recovery
+    "pg_backup_",      // pg_backup_start / stop
+    "pg_start_backup", // older spelling
+    "pg_stop_backup",  // older spelling
+    "pg_rotate_",      // pg_rotate_logfile
+    "pg_log_",         // pg_log_backend_memory_contexts, pg_log_standby_snapshot
+    "pg_stat_reset",   // statistics resets
+    "pg_restore_",     // PostgreSQL 18 statistics import
+    "pg_clear_",       // PostgreSQL 18 statistics import
+    "pg_get_wal_",     // pg_walinspect reads raw WAL
+    "binary_upgrade_", // pg_upgrade internals
+    "query_to_xml",    // dynamic SQL: query_to_xml, query_to_xmlschema, query_to_xml_and_xmlschema
+    "table_to_xml",    // reads a table the guard cannot see (name as text)
+    "cursor_to_xml",   // reads an open cursor
+    "schema_to_xml",   // reads a whole schema
+    "database_to_xml", // reads the whole database
+    "crosstab",        // tablefunc: runs its text argument as SQL
 ];
 
 /// Functions allowed in allow-list mode even when the list omits them: the aggregates and the
 /// operator-like conditionals a reporting query cannot do without. Casts, `EXTRACT`, `SUBSTRING`,
 /// `TRIM`, `POSITION`, `CASE` and `COALESCE`-like syntax that `sqlparser` parses as their own
 /// expression kinds are not function calls at all and pass in either mode.
-const BASICS: &[&str] = &["count", "sum", "avg", "min", "max", "coalesce", "nullif", "greatest", "least"];
+const BASICS: &[&str] = &[
+    "count", "sum", "avg", "min", "max", "coalesce", "nullif", "greatest", "least",
+];
 
 /// Whether `name` (already folded) is on the deny list.
 pub(crate) fn is_denied(name: &str) -> bool {

@@ -37,9 +37,10 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    ArrayElemTypeDef, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
-    JoinConstraint, JoinOperator, LimitClause, Fetch, ObjectName, OrderBy, OrderByKind, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, TableAlias, TableFactor, TableWithJoins, Visit, Visitor,
+    ArrayElemTypeDef, DataType, Expr, Fetch, FunctionArg, FunctionArgExpr, FunctionArguments,
+    GroupByExpr, Ident, JoinConstraint, JoinOperator, LimitClause, ObjectName, OrderBy,
+    OrderByKind, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, TableAlias,
+    TableFactor, TableWithJoins, Visit, Visitor,
 };
 
 use super::guard::{to_flow, GuardOptions, Rejection};
@@ -56,7 +57,10 @@ pub(crate) fn ident(id: &Ident) -> String {
 
 /// The folded parts of a name; `None` if a part is computed (not PostgreSQL syntax).
 fn parts(name: &ObjectName) -> Option<Vec<String>> {
-    name.0.iter().map(|part| part.as_ident().map(ident)).collect()
+    name.0
+        .iter()
+        .map(|part| part.as_ident().map(ident))
+        .collect()
 }
 
 /// Refuses array types nested deeper than `max_depth` before a visitor recurses into them: the
@@ -102,7 +106,11 @@ struct Scope<'s, 'a> {
 
 impl<'s, 'a> Scope<'s, 'a> {
     fn child(parent: Option<&'s Scope<'s, 'a>>) -> Self {
-        Self { parent, ctes: Vec::new(), bindings: Vec::new() }
+        Self {
+            parent,
+            ctes: Vec::new(),
+            bindings: Vec::new(),
+        }
     }
 
     fn chain(&self) -> impl Iterator<Item = &Scope<'s, 'a>> {
@@ -110,12 +118,14 @@ impl<'s, 'a> Scope<'s, 'a> {
     }
 
     fn has_cte(&self, name: &str) -> bool {
-        self.chain().any(|scope| scope.ctes.iter().any(|cte| cte == name))
+        self.chain()
+            .any(|scope| scope.ctes.iter().any(|cte| cte == name))
     }
 
     /// The innermost binding called `name`.
     fn binding(&self, name: &str) -> Option<&Binding<'a>> {
-        self.chain().find_map(|scope| scope.bindings.iter().find(|b| b.name == name))
+        self.chain()
+            .find_map(|scope| scope.bindings.iter().find(|b| b.name == name))
     }
 
     /// An unqualified column must be granted on every column-limited table it could belong to.
@@ -124,7 +134,10 @@ impl<'s, 'a> Scope<'s, 'a> {
             for binding in &scope.bindings {
                 for limited in &binding.limited {
                     if !limited.columns.contains(column) {
-                        return Err(Rejection::Column { table: limited.table.clone(), column: column.to_owned() });
+                        return Err(Rejection::Column {
+                            table: limited.table.clone(),
+                            column: column.to_owned(),
+                        });
                     }
                 }
             }
@@ -135,19 +148,29 @@ impl<'s, 'a> Scope<'s, 'a> {
     /// `qualifier.column` (or `qualifier.*` with `column == "*"`).
     fn check_qualified(&self, qualifier: &str, column: &str) -> Result<(), Rejection> {
         // Not found: PostgreSQL refuses the reference itself ("missing FROM-clause entry").
-        let Some(binding) = self.binding(qualifier) else { return Ok(()) };
+        let Some(binding) = self.binding(qualifier) else {
+            return Ok(());
+        };
         check_limited(&binding.limited, column)
     }
 
     /// `*`: every column of every `FROM` item of this scope only.
     fn check_star(&self) -> Result<(), Rejection> {
-        self.bindings.iter().try_for_each(|binding| check_limited(&binding.limited, "*"))
+        self.bindings
+            .iter()
+            .try_for_each(|binding| check_limited(&binding.limited, "*"))
     }
 }
 
 fn check_limited(limited: &[Limited<'_>], column: &str) -> Result<(), Rejection> {
-    match limited.iter().find(|l| column == "*" || !l.columns.contains(column)) {
-        Some(l) => Err(Rejection::Column { table: l.table.clone(), column: column.to_owned() }),
+    match limited
+        .iter()
+        .find(|l| column == "*" || !l.columns.contains(column))
+    {
+        Some(l) => Err(Rejection::Column {
+            table: l.table.clone(),
+            column: column.to_owned(),
+        }),
         None => Ok(()),
     }
 }
@@ -177,7 +200,13 @@ pub(crate) struct Walker<'a> {
 
 impl<'a> Walker<'a> {
     pub(crate) fn new(role: &'a RolePolicy, options: &GuardOptions) -> Self {
-        Self { role, max_depth: options.max_depth, depth: 0, tables: Vec::new(), cte_names: BTreeSet::new() }
+        Self {
+            role,
+            max_depth: options.max_depth,
+            depth: 0,
+            tables: Vec::new(),
+            cte_names: BTreeSet::new(),
+        }
     }
 
     pub(crate) fn into_tables(self) -> Vec<(String, String)> {
@@ -193,7 +222,8 @@ impl<'a> Walker<'a> {
     /// granted table. (The walker already decided it precisely; this only catches a table the
     /// walker never reached.)
     pub(crate) fn recheck_relation(&self, name: &ObjectName) -> Result<(), Rejection> {
-        let parts = parts(name).ok_or_else(|| Rejection::NotAQuery("computed table name".into()))?;
+        let parts =
+            parts(name).ok_or_else(|| Rejection::NotAQuery("computed table name".into()))?;
         if let [only] = parts.as_slice() {
             if self.cte_names.contains(only) {
                 return Ok(());
@@ -215,9 +245,14 @@ impl<'a> Walker<'a> {
     }
 
     /// Resolves a table name, checks the grant, records the read, and returns its column limit.
-    fn resolve_table(&self, parts: &[String]) -> Result<(String, String, Option<&'a BTreeSet<String>>), Rejection> {
+    fn resolve_table(
+        &self,
+        parts: &[String],
+    ) -> Result<(String, String, Option<&'a BTreeSet<String>>), Rejection> {
         let (schema, table) = match parts {
-            [table] if table.starts_with("pg_") => return Err(Rejection::SystemCatalog(format!("pg_catalog.{table}"))),
+            [table] if table.starts_with("pg_") => {
+                return Err(Rejection::SystemCatalog(format!("pg_catalog.{table}")))
+            }
             [table] => ("public".to_owned(), table.clone()),
             [.., schema, table] => (schema.clone(), table.clone()),
             [] => return Err(Rejection::NotAQuery("table without a name".into())),
@@ -226,7 +261,12 @@ impl<'a> Walker<'a> {
             return Err(Rejection::SystemCatalog(format!("{schema}.{table}")));
         }
         let role = self.role;
-        let grant = role.grant_for(&schema, &table).ok_or_else(|| Rejection::Table { schema: schema.clone(), table: table.clone() })?;
+        let grant = role
+            .grant_for(&schema, &table)
+            .ok_or_else(|| Rejection::Table {
+                schema: schema.clone(),
+                table: table.clone(),
+            })?;
         Ok((schema, table, grant.columns.as_ref()))
     }
 
@@ -237,24 +277,60 @@ impl<'a> Walker<'a> {
     }
 
     fn query(&mut self, query: &Query, outer: Option<&Scope<'_, 'a>>) -> Result<(), Rejection> {
+        self.query_with(query, outer, &[])
+    }
+
+    /// `outer_tails`: the `ORDER BY`/`LIMIT` of enclosing `(…) ORDER BY …` wrappers, which
+    /// PostgreSQL folds into this query, so they resolve names in its scope.
+    fn query_with(
+        &mut self,
+        query: &Query,
+        outer: Option<&Scope<'_, 'a>>,
+        outer_tails: &[&Tail<'_>],
+    ) -> Result<(), Rejection> {
         self.enter()?;
-        let result = self.query_inner(query, outer);
+        let result = self.query_inner(query, outer, outer_tails);
         self.leave();
         result
     }
 
-    fn query_inner(&mut self, query: &Query, outer: Option<&Scope<'_, 'a>>) -> Result<(), Rejection> {
-        let Query { with, body, order_by, limit_clause, fetch, locks, for_clause, settings, format_clause, pipe_operators } =
-            query;
+    fn query_inner(
+        &mut self,
+        query: &Query,
+        outer: Option<&Scope<'_, 'a>>,
+        outer_tails: &[&Tail<'_>],
+    ) -> Result<(), Rejection> {
+        let Query {
+            with,
+            body,
+            order_by,
+            limit_clause,
+            fetch,
+            locks,
+            for_clause,
+            settings,
+            format_clause,
+            pipe_operators,
+        } = query;
         if !locks.is_empty() {
             return Err(Rejection::Write("FOR UPDATE/SHARE".into()));
         }
-        if for_clause.is_some() || settings.is_some() || format_clause.is_some() || !pipe_operators.is_empty() {
-            return Err(Rejection::NotAQuery("a clause of another SQL dialect".into()));
+        if for_clause.is_some()
+            || settings.is_some()
+            || format_clause.is_some()
+            || !pipe_operators.is_empty()
+        {
+            return Err(Rejection::NotAQuery(
+                "a clause of another SQL dialect".into(),
+            ));
         }
         let mut scope = Scope::child(outer);
         if let Some(with) = with {
-            let names: Vec<String> = with.cte_tables.iter().map(|cte| ident(&cte.alias.name)).collect();
+            let names: Vec<String> = with
+                .cte_tables
+                .iter()
+                .map(|cte| ident(&cte.alias.name))
+                .collect();
             self.cte_names.extend(names.iter().cloned());
             if with.recursive {
                 scope.ctes.clone_from(&names);
@@ -269,12 +345,24 @@ impl<'a> Walker<'a> {
                 }
             }
         }
-        let tail = Tail { order_by: order_by.as_ref(), limit_clause: limit_clause.as_ref(), fetch: fetch.as_ref() };
+        let tail = Tail {
+            order_by: order_by.as_ref(),
+            limit_clause: limit_clause.as_ref(),
+            fetch: fetch.as_ref(),
+        };
+        let mut tails: Vec<&Tail<'_>> = outer_tails.to_vec();
+        tails.push(&tail);
         match body.as_ref() {
-            SetExpr::Select(select) => self.select(select, &scope, &tail),
+            SetExpr::Select(select) => self.select(select, &scope, &tails),
+            // `(SELECT …) ORDER BY x`: PostgreSQL strips the parentheses and sorts by the inner
+            // query's input columns, so the tail must be checked in the inner scope.
+            SetExpr::Query(inner) => self.query_with(inner, Some(&scope), &tails),
             other => {
                 self.set_expr(other, &scope)?;
-                self.tail(&tail, &scope, Outputs::Any)
+                // ORDER BY over a set operation or VALUES may only name result columns.
+                tails
+                    .iter()
+                    .try_for_each(|tail| self.tail(tail, &scope, Outputs::Any))
             }
         }
     }
@@ -288,9 +376,14 @@ impl<'a> Walker<'a> {
 
     fn set_expr_inner(&mut self, body: &SetExpr, scope: &Scope<'_, 'a>) -> Result<(), Rejection> {
         match body {
-            SetExpr::Select(select) => self.select(select, scope, &Tail::default()),
+            SetExpr::Select(select) => self.select(select, scope, &[]),
             SetExpr::Query(query) => self.query(query, Some(scope)),
-            SetExpr::SetOperation { left, op: _, set_quantifier: _, right } => {
+            SetExpr::SetOperation {
+                left,
+                op: _,
+                set_quantifier: _,
+                right,
+            } => {
                 self.set_expr(left, scope)?;
                 self.set_expr(right, scope)
             }
@@ -300,7 +393,12 @@ impl<'a> Walker<'a> {
                 let Some(name) = &table.table_name else {
                     return Err(Rejection::NotAQuery("TABLE without a name".into()));
                 };
-                let parts: Vec<String> = table.schema_name.iter().chain(std::iter::once(name)).map(ident).collect();
+                let parts: Vec<String> = table
+                    .schema_name
+                    .iter()
+                    .chain(std::iter::once(name))
+                    .map(ident)
+                    .collect();
                 if let [only] = parts.as_slice() {
                     if scope.has_cte(only) {
                         return Ok(());
@@ -308,18 +406,28 @@ impl<'a> Walker<'a> {
                 }
                 let (schema, table, limit) = self.resolve_table(&parts)?;
                 if limit.is_some() {
-                    return Err(Rejection::Column { table, column: "*".into() });
+                    return Err(Rejection::Column {
+                        table,
+                        column: "*".into(),
+                    });
                 }
                 self.record(schema, table);
                 Ok(())
             }
             SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_) => {
-                Err(Rejection::Write("data-modifying statement in a query".into()))
+                Err(Rejection::Write(
+                    "data-modifying statement in a query".into(),
+                ))
             }
         }
     }
 
-    fn select(&mut self, select: &Select, outer: &Scope<'_, 'a>, tail: &Tail<'_>) -> Result<(), Rejection> {
+    fn select(
+        &mut self,
+        select: &Select,
+        outer: &Scope<'_, 'a>,
+        tails: &[&Tail<'_>],
+    ) -> Result<(), Rejection> {
         let Select {
             select_token: _,
             optimizer_hints,
@@ -362,11 +470,13 @@ impl<'a> Walker<'a> {
             || qualify.is_some()
             || value_table_mode.is_some();
         if foreign {
-            return Err(Rejection::NotAQuery("a clause of another SQL dialect".into()));
+            return Err(Rejection::NotAQuery(
+                "a clause of another SQL dialect".into(),
+            ));
         }
         let mut scope = Scope::child(Some(outer));
         for item in from {
-            self.from_item(item, &mut scope)?;
+            self.table_with_joins(item, &mut scope)?;
         }
         let mut aliases = Vec::new();
         for item in projection {
@@ -376,12 +486,18 @@ impl<'a> Walker<'a> {
                     self.expr(expr, &scope, Outputs::None)?;
                     aliases.push(ident(alias));
                 }
-                SelectItem::ExprWithAliases { expr, aliases: names } => {
+                SelectItem::ExprWithAliases {
+                    expr,
+                    aliases: names,
+                } => {
                     self.expr(expr, &scope, Outputs::None)?;
                     aliases.extend(names.iter().map(ident));
                 }
                 SelectItem::Wildcard(_) => scope.check_star()?,
-                SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), _) => {
+                SelectItem::QualifiedWildcard(
+                    SelectItemQualifiedWildcardKind::ObjectName(name),
+                    _,
+                ) => {
                     self.qualified_star(name, &scope)?;
                 }
                 SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::Expr(expr), _) => {
@@ -397,10 +513,17 @@ impl<'a> Walker<'a> {
         }
         self.visit(having, &scope, Outputs::None)?;
         self.visit(named_window, &scope, Outputs::None)?;
-        self.tail(tail, &scope, Outputs::Aliases(&aliases))
+        tails
+            .iter()
+            .try_for_each(|tail| self.tail(tail, &scope, Outputs::Aliases(&aliases)))
     }
 
-    fn tail(&mut self, tail: &Tail<'_>, scope: &Scope<'_, 'a>, outputs: Outputs<'_>) -> Result<(), Rejection> {
+    fn tail(
+        &mut self,
+        tail: &Tail<'_>,
+        scope: &Scope<'_, 'a>,
+        outputs: Outputs<'_>,
+    ) -> Result<(), Rejection> {
         if let Some(OrderBy { kind, interpolate }) = tail.order_by {
             if interpolate.is_some() {
                 return Err(Rejection::NotAQuery("INTERPOLATE".into()));
@@ -409,7 +532,9 @@ impl<'a> Walker<'a> {
                 for item in items {
                     // PostgreSQL matches a bare ORDER BY name against output columns first.
                     let is_output = match (&item.expr, outputs) {
-                        (Expr::Identifier(id), Outputs::Aliases(aliases)) => aliases.contains(&ident(id)),
+                        (Expr::Identifier(id), Outputs::Aliases(aliases)) => {
+                            aliases.contains(&ident(id))
+                        }
                         (Expr::Identifier(_), Outputs::Any) => true,
                         _ => false,
                     };
@@ -429,14 +554,22 @@ impl<'a> Walker<'a> {
         Ok(())
     }
 
-    fn from_item(&mut self, item: &TableWithJoins, scope: &mut Scope<'_, 'a>) -> Result<(), Rejection> {
+    fn table_with_joins(
+        &mut self,
+        item: &TableWithJoins,
+        scope: &mut Scope<'_, 'a>,
+    ) -> Result<(), Rejection> {
         self.enter()?;
-        let result = self.from_item_inner(item, scope);
+        let result = self.table_with_joins_inner(item, scope);
         self.leave();
         result
     }
 
-    fn from_item_inner(&mut self, item: &TableWithJoins, scope: &mut Scope<'_, 'a>) -> Result<(), Rejection> {
+    fn table_with_joins_inner(
+        &mut self,
+        item: &TableWithJoins,
+        scope: &mut Scope<'_, 'a>,
+    ) -> Result<(), Rejection> {
         let TableWithJoins { relation, joins } = item;
         self.table_factor(relation, scope)?;
         for join in joins {
@@ -458,12 +591,18 @@ impl<'a> Walker<'a> {
                 JoinConstraint::UsingAlias(columns, alias) => {
                     self.using(columns, scope)?;
                     // The alias exposes only the USING columns, which were just checked.
-                    scope.bindings.push(Binding { name: ident(alias), limited: Vec::new() });
+                    scope.bindings.push(Binding {
+                        name: ident(alias),
+                        limited: Vec::new(),
+                    });
                 }
                 JoinConstraint::Natural => {
                     // Both sides: everything bound so far in this FROM clause and the new relation.
                     if let Some(l) = scope.bindings.iter().flat_map(|b| b.limited.iter()).next() {
-                        return Err(Rejection::Column { table: l.table.clone(), column: "*".into() });
+                        return Err(Rejection::Column {
+                            table: l.table.clone(),
+                            column: "*".into(),
+                        });
                     }
                 }
                 JoinConstraint::None => {}
@@ -474,7 +613,8 @@ impl<'a> Walker<'a> {
 
     fn using(&mut self, columns: &[ObjectName], scope: &Scope<'_, 'a>) -> Result<(), Rejection> {
         for column in columns {
-            let parts = parts(column).ok_or_else(|| Rejection::NotAQuery("computed column name".into()))?;
+            let parts =
+                parts(column).ok_or_else(|| Rejection::NotAQuery("computed column name".into()))?;
             if let Some(last) = parts.last() {
                 scope.check_unqualified(last)?;
             }
@@ -482,14 +622,22 @@ impl<'a> Walker<'a> {
         Ok(())
     }
 
-    fn table_factor(&mut self, factor: &TableFactor, scope: &mut Scope<'_, 'a>) -> Result<(), Rejection> {
+    fn table_factor(
+        &mut self,
+        factor: &TableFactor,
+        scope: &mut Scope<'_, 'a>,
+    ) -> Result<(), Rejection> {
         self.enter()?;
         let result = self.table_factor_inner(factor, scope);
         self.leave();
         result
     }
 
-    fn table_factor_inner(&mut self, factor: &TableFactor, scope: &mut Scope<'_, 'a>) -> Result<(), Rejection> {
+    fn table_factor_inner(
+        &mut self,
+        factor: &TableFactor,
+        scope: &mut Scope<'_, 'a>,
+    ) -> Result<(), Rejection> {
         match factor {
             TableFactor::Table {
                 name,
@@ -504,10 +652,18 @@ impl<'a> Walker<'a> {
                 index_directives,
                 inheritance: _,
             } => {
-                if !with_hints.is_empty() || version.is_some() || !partitions.is_empty() || json_path.is_some() || !index_directives.is_empty() {
-                    return Err(Rejection::NotAQuery("a table clause of another SQL dialect".into()));
+                if !with_hints.is_empty()
+                    || version.is_some()
+                    || !partitions.is_empty()
+                    || json_path.is_some()
+                    || !index_directives.is_empty()
+                {
+                    return Err(Rejection::NotAQuery(
+                        "a table clause of another SQL dialect".into(),
+                    ));
                 }
-                let parts = parts(name).ok_or_else(|| Rejection::NotAQuery("computed table name".into()))?;
+                let parts = parts(name)
+                    .ok_or_else(|| Rejection::NotAQuery("computed table name".into()))?;
                 let default_name = parts.last().cloned().unwrap_or_default();
                 if let Some(args) = args {
                     // A set-returning function in FROM (its name is judged by the function pass);
@@ -516,13 +672,19 @@ impl<'a> Walker<'a> {
                     if args.settings.is_some() {
                         return Err(Rejection::NotAQuery("SETTINGS".into()));
                     }
-                    scope.bindings.push(Binding { name: alias_or(alias, default_name), limited: Vec::new() });
+                    scope.bindings.push(Binding {
+                        name: alias_or(alias, default_name),
+                        limited: Vec::new(),
+                    });
                     return Ok(());
                 }
                 self.visit(sample, scope, Outputs::None)?;
                 if let [only] = parts.as_slice() {
                     if scope.has_cte(only) {
-                        scope.bindings.push(Binding { name: alias_or(alias, default_name), limited: Vec::new() });
+                        scope.bindings.push(Binding {
+                            name: alias_or(alias, default_name),
+                            limited: Vec::new(),
+                        });
                         return Ok(());
                     }
                 }
@@ -530,15 +692,29 @@ impl<'a> Walker<'a> {
                 let mut limited = Vec::new();
                 if let Some(columns) = limit {
                     if alias.as_ref().is_some_and(|a| !a.columns.is_empty()) {
-                        return Err(Rejection::Column { table, column: "*".into() });
+                        return Err(Rejection::Column {
+                            table,
+                            column: "*".into(),
+                        });
                     }
-                    limited.push(Limited { table: table.clone(), columns });
+                    limited.push(Limited {
+                        table: table.clone(),
+                        columns,
+                    });
                 }
-                scope.bindings.push(Binding { name: alias_or(alias, table.clone()), limited });
+                scope.bindings.push(Binding {
+                    name: alias_or(alias, table.clone()),
+                    limited,
+                });
                 self.record(schema, table);
                 Ok(())
             }
-            TableFactor::Derived { lateral, subquery, alias, sample } => {
+            TableFactor::Derived {
+                lateral,
+                subquery,
+                alias,
+                sample,
+            } => {
                 self.visit(sample, scope, Outputs::None)?;
                 if *lateral {
                     self.query(subquery, Some(scope))?;
@@ -546,52 +722,93 @@ impl<'a> Walker<'a> {
                     // A plain subquery in FROM cannot see its siblings, only enclosing scopes.
                     self.query(subquery, scope.parent)?;
                 }
-                scope.bindings.push(Binding { name: alias_or(alias, String::new()), limited: Vec::new() });
+                scope.bindings.push(Binding {
+                    name: alias_or(alias, String::new()),
+                    limited: Vec::new(),
+                });
                 Ok(())
             }
             TableFactor::TableFunction { expr, alias } => {
                 self.expr(expr, scope, Outputs::None)?;
-                scope.bindings.push(Binding { name: alias_or(alias, String::new()), limited: Vec::new() });
+                scope.bindings.push(Binding {
+                    name: alias_or(alias, String::new()),
+                    limited: Vec::new(),
+                });
                 Ok(())
             }
-            TableFactor::Function { lateral: _, name, args, with_ordinality: _, alias } => {
+            TableFactor::Function {
+                lateral: _,
+                name,
+                args,
+                with_ordinality: _,
+                alias,
+            } => {
                 self.visit(args, scope, Outputs::None)?;
-                let default_name = parts(name).and_then(|p| p.last().cloned()).unwrap_or_default();
-                scope.bindings.push(Binding { name: alias_or(alias, default_name), limited: Vec::new() });
+                let default_name = parts(name)
+                    .and_then(|p| p.last().cloned())
+                    .unwrap_or_default();
+                scope.bindings.push(Binding {
+                    name: alias_or(alias, default_name),
+                    limited: Vec::new(),
+                });
                 Ok(())
             }
-            TableFactor::UNNEST { alias, array_exprs, with_offset, with_offset_alias: _, with_ordinality: _ } => {
+            TableFactor::UNNEST {
+                alias,
+                array_exprs,
+                with_offset,
+                with_offset_alias: _,
+                with_ordinality: _,
+            } => {
                 if *with_offset {
                     return Err(Rejection::NotAQuery("UNNEST WITH OFFSET".into()));
                 }
                 self.exprs(array_exprs, scope, Outputs::None)?;
-                scope.bindings.push(Binding { name: alias_or(alias, "unnest".into()), limited: Vec::new() });
+                scope.bindings.push(Binding {
+                    name: alias_or(alias, "unnest".into()),
+                    limited: Vec::new(),
+                });
                 Ok(())
             }
             TableFactor::JsonTable { alias, .. } | TableFactor::XmlTable { alias, .. } => {
                 // PostgreSQL 16/17 syntax; every expression inside is visited.
                 self.visit(factor, scope, Outputs::None)?;
-                scope.bindings.push(Binding { name: alias_or(alias, String::new()), limited: Vec::new() });
+                scope.bindings.push(Binding {
+                    name: alias_or(alias, String::new()),
+                    limited: Vec::new(),
+                });
                 Ok(())
             }
-            TableFactor::NestedJoin { table_with_joins, alias } => {
+            TableFactor::NestedJoin {
+                table_with_joins,
+                alias,
+            } => {
                 if let Some(alias) = alias {
                     // The alias hides the inner names; its columns are every inner column.
                     let mut inner = Scope::child(scope.parent);
-                    self.from_item(table_with_joins, &mut inner)?;
+                    self.table_with_joins(table_with_joins, &mut inner)?;
                     if !alias.columns.is_empty() {
-                        if let Some(l) = inner.bindings.iter().flat_map(|b| b.limited.iter()).next() {
-                            return Err(Rejection::Column { table: l.table.clone(), column: "*".into() });
+                        if let Some(l) = inner.bindings.iter().flat_map(|b| b.limited.iter()).next()
+                        {
+                            return Err(Rejection::Column {
+                                table: l.table.clone(),
+                                column: "*".into(),
+                            });
                         }
                     }
                     let limited = inner.bindings.into_iter().flat_map(|b| b.limited).collect();
-                    scope.bindings.push(Binding { name: ident(&alias.name), limited });
+                    scope.bindings.push(Binding {
+                        name: ident(&alias.name),
+                        limited,
+                    });
                     Ok(())
                 } else {
-                    self.from_item(table_with_joins, scope)
+                    self.table_with_joins(table_with_joins, scope)
                 }
             }
-            _ => Err(Rejection::NotAQuery("a FROM item of another SQL dialect".into())),
+            _ => Err(Rejection::NotAQuery(
+                "a FROM item of another SQL dialect".into(),
+            )),
         }
     }
 
@@ -603,18 +820,40 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn exprs(&mut self, exprs: &[Expr], scope: &Scope<'_, 'a>, outputs: Outputs<'_>) -> Result<(), Rejection> {
-        exprs.iter().try_for_each(|expr| self.expr(expr, scope, outputs))
+    fn exprs(
+        &mut self,
+        exprs: &[Expr],
+        scope: &Scope<'_, 'a>,
+        outputs: Outputs<'_>,
+    ) -> Result<(), Rejection> {
+        exprs
+            .iter()
+            .try_for_each(|expr| self.expr(expr, scope, outputs))
     }
 
-    fn expr(&mut self, expr: &Expr, scope: &Scope<'_, 'a>, outputs: Outputs<'_>) -> Result<(), Rejection> {
+    fn expr(
+        &mut self,
+        expr: &Expr,
+        scope: &Scope<'_, 'a>,
+        outputs: Outputs<'_>,
+    ) -> Result<(), Rejection> {
         self.visit(expr, scope, outputs)
     }
 
     /// Checks every expression inside `node` in `scope`; subqueries met on the way are walked as
     /// queries with `scope` as their enclosing scope.
-    fn visit<V: Visit>(&mut self, node: &V, scope: &Scope<'_, 'a>, _outputs: Outputs<'_>) -> Result<(), Rejection> {
-        let mut check = ExprCheck { walker: self, scope, nested: 0, depth: 0 };
+    fn visit<V: Visit>(
+        &mut self,
+        node: &V,
+        scope: &Scope<'_, 'a>,
+        _outputs: Outputs<'_>,
+    ) -> Result<(), Rejection> {
+        let mut check = ExprCheck {
+            walker: self,
+            scope,
+            nested: 0,
+            depth: 0,
+        };
         match node.visit(&mut check) {
             ControlFlow::Break(rejection) => Err(rejection),
             ControlFlow::Continue(()) => Ok(()),
@@ -627,7 +866,6 @@ fn alias_or(alias: &Option<TableAlias>, default: String) -> String {
 }
 
 /// The clauses of a query that belong to its body's scope.
-#[derive(Default)]
 struct Tail<'q> {
     order_by: Option<&'q OrderBy>,
     limit_clause: Option<&'q LimitClause>,
@@ -669,9 +907,13 @@ impl<'a> ExprCheck<'_, 'a, '_, '_> {
             Expr::Function(function) => {
                 if let FunctionArguments::List(list) = &function.args {
                     for arg in &list.args {
-                        let (FunctionArg::Named { arg, .. } | FunctionArg::ExprNamed { arg, .. } | FunctionArg::Unnamed(arg)) = arg;
+                        let (FunctionArg::Named { arg, .. }
+                        | FunctionArg::ExprNamed { arg, .. }
+                        | FunctionArg::Unnamed(arg)) = arg;
                         match arg {
-                            FunctionArgExpr::QualifiedWildcard(name) => self.walker.qualified_star(name, self.scope)?,
+                            FunctionArgExpr::QualifiedWildcard(name) => {
+                                self.walker.qualified_star(name, self.scope)?
+                            }
                             // `count(*)` reads no column; other `f(*)` are not PostgreSQL.
                             FunctionArgExpr::Wildcard | FunctionArgExpr::Expr(_) => {}
                             FunctionArgExpr::WildcardWithOptions(_) => {
