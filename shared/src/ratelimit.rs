@@ -39,12 +39,24 @@ impl Bucket {
     /// # Errors
     /// The wait until the next token.
     pub fn take(&mut self, limit: Limit, now: Instant) -> Result<(), Duration> {
+        self.spend(limit, now, 1.0)
+    }
+
+    /// Whether a token is available, without taking it.
+    ///
+    /// # Errors
+    /// The wait until the next token.
+    pub fn peek(&mut self, limit: Limit, now: Instant) -> Result<(), Duration> {
+        self.spend(limit, now, 0.0)
+    }
+
+    fn spend(&mut self, limit: Limit, now: Instant, cost: f64) -> Result<(), Duration> {
         let per_sec = f64::from(limit.per_minute) / 60.0;
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
         self.tokens = (self.tokens + elapsed * per_sec).min(f64::from(limit.burst));
         self.updated = now;
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+            self.tokens -= cost;
             Ok(())
         } else {
             Err(Duration::from_secs_f64((1.0 - self.tokens) / per_sec))
@@ -60,6 +72,7 @@ const SCRIPT: &str = r"
 local key = KEYS[1]
 local per_sec = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local state = redis.call('HMGET', key, 'tokens', 'ts')
@@ -67,7 +80,7 @@ local tokens = tonumber(state[1]) or burst
 local ts = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * per_sec)
 local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / per_sec end
+if tokens >= 1 then tokens = tokens - cost else wait = (1 - tokens) / per_sec end
 redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('EXPIRE', key, math.ceil(burst / per_sec) + 60)
 return tostring(wait)
@@ -101,8 +114,20 @@ impl RateLimiter {
     /// # Errors
     /// How long the caller should wait before retrying.
     pub async fn check(&self, key: &str, limit: Limit) -> Result<(), Duration> {
+        self.spend(key, limit, 1).await
+    }
+
+    /// Whether `key` has a token left under `limit`, without taking it.
+    ///
+    /// # Errors
+    /// How long the caller should wait before retrying.
+    pub async fn peek(&self, key: &str, limit: Limit) -> Result<(), Duration> {
+        self.spend(key, limit, 0).await
+    }
+
+    async fn spend(&self, key: &str, limit: Limit, cost: u8) -> Result<(), Duration> {
         if self.redis.is_some() {
-            match tokio::time::timeout(self.deadline, self.check_redis(key, limit)).await {
+            match tokio::time::timeout(self.deadline, self.check_redis(key, limit, cost)).await {
                 Ok(Ok(wait)) if wait <= 0.0 => return Ok(()),
                 Ok(Ok(wait)) => return Err(Duration::from_secs_f64(wait)),
                 Ok(Err(err)) => {
@@ -115,10 +140,15 @@ impl RateLimiter {
                 }
             }
         }
-        self.check_local(key, limit)
+        self.check_local(key, limit, cost)
     }
 
-    async fn check_redis(&self, key: &str, limit: Limit) -> Result<f64, redis::RedisError> {
+    async fn check_redis(
+        &self,
+        key: &str,
+        limit: Limit,
+        cost: u8,
+    ) -> Result<f64, redis::RedisError> {
         let mut conn = {
             let mut guard = self.conn.lock().await;
             match guard.as_ref() {
@@ -141,12 +171,13 @@ impl RateLimiter {
             .key(format!("{}:rl:{key}", self.prefix))
             .arg(f64::from(limit.per_minute) / 60.0)
             .arg(limit.burst)
+            .arg(cost)
             .invoke_async(&mut conn)
             .await?;
         Ok(wait.parse().unwrap_or(0.0))
     }
 
-    fn check_local(&self, key: &str, limit: Limit) -> Result<(), Duration> {
+    fn check_local(&self, key: &str, limit: Limit, cost: u8) -> Result<(), Duration> {
         let now = Instant::now();
         let mut buckets = self
             .local
@@ -160,10 +191,14 @@ impl RateLimiter {
                 buckets.clear();
             }
         }
-        buckets
+        let bucket = buckets
             .entry(key.to_owned())
-            .or_insert_with(|| Bucket::full(limit, now))
-            .take(limit, now)
+            .or_insert_with(|| Bucket::full(limit, now));
+        if cost == 0 {
+            bucket.peek(limit, now)
+        } else {
+            bucket.take(limit, now)
+        }
     }
 }
 
@@ -209,5 +244,11 @@ mod tests {
             limiter.check("b", limit).await.is_ok(),
             "keys do not share buckets"
         );
+        // Peeking never spends.
+        for _ in 0..5 {
+            assert!(limiter.peek("b", limit).await.is_ok());
+        }
+        assert!(limiter.check("b", limit).await.is_ok());
+        assert!(limiter.peek("b", limit).await.is_err());
     }
 }

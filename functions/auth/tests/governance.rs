@@ -707,6 +707,18 @@ async fn anonymous_clients_are_limited_per_ip_and_redis_down_falls_back_to_local
         ],
     )
     .await;
+    // Authenticated requests do not spend the IP's budget (many users can share one address).
+    let valid = token("ok", "admin", "emea");
+    for _ in 0..6 {
+        let status = http()
+            .get(app.url("/v1/whoami"))
+            .bearer_auth(&valid)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
     let mut statuses = Vec::new();
     for _ in 0..5 {
         statuses.push(
@@ -720,6 +732,15 @@ async fn anonymous_clients_are_limited_per_ip_and_redis_down_falls_back_to_local
         );
     }
     assert_eq!(statuses, vec![401, 401, 401, 429, 429]);
+    // Once failures have spent it, the address is refused before any token work.
+    let blocked = http()
+        .get(app.url("/v1/whoami"))
+        .bearer_auth(&valid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blocked.status(), 429);
+    assert!(blocked.headers().contains_key("retry-after"));
 }
 
 fn uuid_like() -> String {

@@ -1,7 +1,7 @@
 //! [`Caller`]: the extractor that governs a request before its handler runs.
 //!
-//! In order: a per-IP rate limit (before any token work, so floods of garbage tokens are cheap to
-//! refuse), token verification, admission by the policy (known role, region allowed for the role,
+//! In order: a per-IP limit on failed authentication (checked before any token work, so floods
+//! of garbage tokens are cheap to refuse), token verification, admission by the policy (known role, region allowed for the role,
 //! endpoint not fenced off for the region), a per-`sub` rate limit from the role's policy, and an
 //! audit row for the decision, whichever it is. A handler that takes a `Caller` cannot run for an
 //! unauthenticated or unadmitted request, and every function verifies the token itself: no
@@ -156,12 +156,17 @@ impl FromRequestParts<AppState> for Caller {
             ..AuditRecord::default()
         };
 
-        if let Some(ip) = client_ip(parts, state.settings.trust_forwarded_for) {
-            let limit = Limit {
-                per_minute: state.settings.anon_rate_per_minute,
-                burst: state.settings.anon_rate_per_minute.clamp(1, 60),
-            };
-            if let Err(wait) = governance.limiter.check(&format!("ip:{ip}"), limit).await {
+        // Unauthenticated attempts are limited per client IP. Only failures spend the IP's
+        // budget (many users may share one address behind a NAT); once it is spent, the IP is
+        // refused before any token work, so a flood of forged tokens stays cheap.
+        let ip_key =
+            client_ip(parts, state.settings.trust_forwarded_for).map(|ip| format!("ip:{ip}"));
+        let anon_limit = Limit {
+            per_minute: state.settings.anon_rate_per_minute,
+            burst: state.settings.anon_rate_per_minute.clamp(1, 60),
+        };
+        if let Some(key) = &ip_key {
+            if let Err(wait) = governance.limiter.peek(key, anon_limit).await {
                 record(governance, anonymous("rate-limited-ip".to_owned())).await?;
                 return Err(ApiError::TooManyRequests { retry_after: wait });
             }
@@ -174,6 +179,10 @@ impl FromRequestParts<AppState> for Caller {
         let principal = match principal {
             Ok(p) => p,
             Err(err) => {
+                if let Some(key) = &ip_key {
+                    // The refusal below is already decided; the spent token only matters next time.
+                    let _ = governance.limiter.check(key, anon_limit).await;
+                }
                 record(governance, anonymous(err.slug().to_owned())).await?;
                 return Err(token_error(&err));
             }
