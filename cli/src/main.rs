@@ -5,7 +5,8 @@
 //! - `quarry dev`: every function's router on one port (default `127.0.0.1:8080`);
 //! - `quarry migrate`: apply the SQL migrations;
 //! - `quarry demo load`: load the Chinook and nycflights13 demo data and the demo policy;
-//! - `quarry token`: mint a development token.
+//! - `quarry token`: mint a development token;
+//! - `quarry advise`: index advice from the workload (`--apply` creates the indexes).
 //!
 //! Configuration comes from the environment (and `.env`), as for the functions; see the README.
 
@@ -29,6 +30,8 @@ enum Command {
     Dev,
     /// Apply pending SQL migrations to DATABASE_URL.
     Migrate,
+    /// Run the index advisor on DATABASE_URL's workload and print its advice.
+    Advise(cmd::advise::AdviseArgs),
     /// Mint a development token signed with JWT_SECRET (prints only the token).
     Token(cmd::token::TokenArgs),
     /// Demo data.
@@ -45,6 +48,7 @@ async fn main() -> ExitCode {
         Command::Dev => cmd::dev::run().await,
         Command::Migrate => cmd::migrate::run().await,
         Command::Token(args) => cmd::token::run(&args),
+        Command::Advise(args) => cmd::advise::run(&args).await,
         Command::Demo { command } => cmd::demo::run(command).await,
     };
     match result {

@@ -214,3 +214,37 @@ fn token_refuses_bad_input_clearly() {
     assert!(String::from_utf8_lossy(&no_secret.stderr).contains("JWT_SECRET"));
     assert!(no_secret.stdout.is_empty());
 }
+
+#[tokio::test]
+async fn advise_reports_on_the_workload() {
+    let db = TestDb::from_template().await;
+    // A workload: the same unindexed lookup, three times, as the owner.
+    let client = db.connect().await;
+    for tailnum in ["N14228", "N24211", "N619AA"] {
+        client
+            .query(
+                "SELECT flight_id FROM flights.flights WHERE tailnum = $1",
+                &[&tailnum],
+            )
+            .await
+            .unwrap();
+    }
+    let output = quarry()
+        .args(["advise", "--min-calls", "2"])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("qa_flights_tailnum"), "{stdout}");
+    let bad = quarry()
+        .args(["advise", "--top", "0"])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}

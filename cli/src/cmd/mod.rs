@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod advise;
 pub mod demo;
 pub mod dev;
 pub mod migrate;

@@ -1,15 +1,30 @@
 //! # quarry-index-advisor
 //!
-//! Reads pg_stat_statements, tries hypothetical indexes with hypopg and stores ranked index advice.
+//! Index advice from the real workload: the statements Quarry's users' questions turned into
+//! (`pg_stat_statements`), candidate indexes from each statement's syntax tree, proven with
+//! hypothetical indexes (hypopg) before anyone creates them.
 //!
-//! Status: foundation only. It serves `/health` (probing PostgreSQL) and `/metrics`; its API
-//! arrives with its own issue. Run it alone with `cargo run -p quarry-index-advisor`, or with every other
-//! function under `quarry dev`.
+//! - `POST /v1/advice/run` `{"apply": false, "top": 20, "min_calls": 2}`: run now (Cloud Scheduler
+//!   calls it nightly); with `"apply": true` the proposed indexes are created `CONCURRENTLY`, one at
+//!   a time, each recorded in the audit log;
+//! - `GET /v1/advice`: the stored advice, best first.
+//!
+//! Both are for the `admin` role only. `quarry advise` runs the same advisor from the command line.
 #![warn(missing_docs)]
 
+pub mod advisor;
+pub mod candidates;
+mod list;
+mod run;
+
+use quarry_shared::http::{ApiError, Caller};
 use quarry_shared::service::{Dependency, Service};
 use quarry_shared::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The role allowed to read and act on advice.
+pub const ADMIN_ROLE: &str = "admin";
 
 /// This function, for the server.
 pub fn service() -> Service {
@@ -20,7 +35,20 @@ pub fn service() -> Service {
     }
 }
 
-/// The function's own routes (none yet beyond the shared `/health` and `/metrics`).
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(run::run_advisor))
+        .routes(routes!(list::list_advice))
+}
+
+/// Refuses every role but `admin`.
+fn require_admin(caller: &Caller) -> Result<(), ApiError> {
+    if caller.principal.role == ADMIN_ROLE {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden {
+            kind: "admin-only",
+            detail: "index advice is for the admin role only".to_owned(),
+        })
+    }
 }
