@@ -110,6 +110,15 @@ pub struct Settings {
     /// Allow-list mode of the SQL guard: only these functions may be called
     /// (`SQL_FUNCTION_ALLOW_LIST`, comma-separated; unset = deny-list mode).
     pub sql_function_allow_list: Option<std::collections::BTreeSet<String>>,
+    /// Audience of Cloud Scheduler's OIDC tokens for the index advisor (`SCHEDULER_OIDC_AUDIENCE`,
+    /// usually the service URL); with `SCHEDULER_OIDC_SERVICE_ACCOUNTS`, turns scheduler tokens on.
+    pub scheduler_audience: Option<String>,
+    /// Service-account emails whose OIDC tokens may run the advisor (`SCHEDULER_OIDC_SERVICE_ACCOUNTS`).
+    pub scheduler_accounts: std::collections::BTreeSet<String>,
+    /// JWKS of the OIDC issuer (`SCHEDULER_JWKS_URL`, default Google's).
+    pub scheduler_jwks_url: url::Url,
+    /// Issuer of scheduler tokens (`SCHEDULER_OIDC_ISSUER`, default `https://accounts.google.com`).
+    pub scheduler_issuer: String,
     /// Prefix of every Redis key Quarry writes (`REDIS_KEY_PREFIX`, default `quarry`), so several
     /// deployments (or test runs) can share one Redis.
     pub redis_key_prefix: String,
@@ -160,6 +169,10 @@ impl std::fmt::Debug for Settings {
             .field("policy_ttl", &self.policy_ttl)
             .field("anon_rate_per_minute", &self.anon_rate_per_minute)
             .field("redis_key_prefix", &self.redis_key_prefix)
+            .field("scheduler_audience", &self.scheduler_audience)
+            .field("scheduler_accounts", &self.scheduler_accounts)
+            .field("scheduler_jwks_url", &self.scheduler_jwks_url.as_str())
+            .field("scheduler_issuer", &self.scheduler_issuer)
             .field("sql_max_rows", &self.sql_max_rows)
             .field("sql_statement_timeout", &self.sql_statement_timeout)
             .field("sql_max_cost", &self.sql_max_cost)
@@ -374,6 +387,33 @@ impl Settings {
                 .filter(|f| !f.is_empty())
                 .collect()
         });
+        let scheduler_audience = get("SCHEDULER_OIDC_AUDIENCE");
+        let scheduler_accounts: std::collections::BTreeSet<String> =
+            get("SCHEDULER_OIDC_SERVICE_ACCOUNTS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|a| a.trim().to_owned())
+                        .filter(|a| !a.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+        if scheduler_audience.is_some() == scheduler_accounts.is_empty() {
+            return Err(ConfigError::new(
+                "SCHEDULER_OIDC_SERVICE_ACCOUNTS",
+                "and SCHEDULER_OIDC_AUDIENCE must be set together (or neither)",
+            ));
+        }
+        let scheduler_jwks_url = get("SCHEDULER_JWKS_URL")
+            .unwrap_or_else(|| "https://www.googleapis.com/oauth2/v3/certs".to_owned());
+        validate_url(
+            "SCHEDULER_JWKS_URL",
+            scheduler_jwks_url.clone(),
+            &["http", "https"],
+        )?;
+        let scheduler_jwks_url = url::Url::parse(&scheduler_jwks_url)
+            .map_err(|_| ConfigError::new("SCHEDULER_JWKS_URL", "is not a valid URL"))?;
+        let scheduler_issuer = get("SCHEDULER_OIDC_ISSUER")
+            .unwrap_or_else(|| "https://accounts.google.com".to_owned());
         let redis_key_prefix = get("REDIS_KEY_PREFIX").unwrap_or_else(|| "quarry".to_owned());
         if redis_key_prefix.len() > 64 || redis_key_prefix.contains(char::is_whitespace) {
             return Err(ConfigError::new(
@@ -408,6 +448,10 @@ impl Settings {
             policy_ttl,
             anon_rate_per_minute,
             redis_key_prefix,
+            scheduler_audience,
+            scheduler_accounts,
+            scheduler_jwks_url,
+            scheduler_issuer,
             sql_max_rows,
             sql_statement_timeout,
             sql_max_cost,
@@ -689,6 +733,28 @@ mod tests {
             "APP_DATABASE_URL"
         );
         assert!(!format!("{s:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn scheduler_settings_come_in_pairs() {
+        let half = load(&[("SCHEDULER_OIDC_AUDIENCE", "https://svc.run.app")]).unwrap_err();
+        assert_eq!(half.var, "SCHEDULER_OIDC_SERVICE_ACCOUNTS");
+        let other_half = load(&[(
+            "SCHEDULER_OIDC_SERVICE_ACCOUNTS",
+            "a@p.iam.gserviceaccount.com",
+        )])
+        .unwrap_err();
+        assert_eq!(other_half.var, "SCHEDULER_OIDC_SERVICE_ACCOUNTS");
+        let both = load(&[
+            ("SCHEDULER_OIDC_AUDIENCE", "https://svc.run.app"),
+            (
+                "SCHEDULER_OIDC_SERVICE_ACCOUNTS",
+                "a@p.iam.gserviceaccount.com, b@p.iam.gserviceaccount.com",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(both.scheduler_accounts.len(), 2);
+        assert_eq!(both.scheduler_issuer, "https://accounts.google.com");
     }
 
     #[test]

@@ -30,6 +30,18 @@ pub struct Governance {
     pub limiter: RateLimiter,
     /// Pool of the restricted `quarry_app` role (RLS applies; SELECT and audit INSERT only).
     pub app_db: deadpool_postgres::Pool,
+    /// Service accounts (Cloud Scheduler) allowed to call operations endpoints with OIDC tokens.
+    pub service_accounts: Option<ServiceAccounts>,
+}
+
+/// OIDC identity tokens of service accounts, and which accounts are allowed.
+pub struct ServiceAccounts {
+    /// Verifies the tokens against the issuer's JWKS (RS256/ES256, pinned `iss` and `aud`).
+    pub verifier: Verifier,
+    /// The issuer, to route a token to this verifier.
+    pub issuer: String,
+    /// Allowed service-account emails.
+    pub allowed: std::collections::BTreeSet<String>,
 }
 
 /// Why governance could not be set up.
@@ -76,12 +88,36 @@ impl Governance {
             .map(|url| Arc::new(HttpJwks::new(http.clone(), url.clone())) as Arc<dyn KeySource>);
         let verifier =
             Verifier::new(config, source).map_err(|e| GovernanceError::Verifier(e.to_string()))?;
+        let service_accounts = match &settings.scheduler_audience {
+            Some(audience) => {
+                let config = VerifierConfig {
+                    hs256_secret: None,
+                    jwks_url: Some(settings.scheduler_jwks_url.clone()),
+                    issuer: Some(settings.scheduler_issuer.clone()),
+                    audience: Some(audience.clone()),
+                    leeway: settings.jwt_leeway,
+                    ..VerifierConfig::default()
+                };
+                let source = Arc::new(HttpJwks::new(
+                    http.clone(),
+                    settings.scheduler_jwks_url.clone(),
+                )) as Arc<dyn KeySource>;
+                Some(ServiceAccounts {
+                    verifier: Verifier::new(config, Some(source))
+                        .map_err(|e| GovernanceError::Verifier(e.to_string()))?,
+                    issuer: settings.scheduler_issuer.clone(),
+                    allowed: settings.scheduler_accounts.clone(),
+                })
+            }
+            None => None,
+        };
         Ok(Self {
             verifier,
             policy: PolicyStore::new(app_db.clone(), settings.policy_ttl, POLICY_MAX_STALE),
             audit: Arc::new(PgAudit::new(app_db.clone(), AUDIT_DEADLINE)),
             limiter: RateLimiter::new(redis, &settings.redis_key_prefix, RATE_LIMIT_DEADLINE),
             app_db,
+            service_accounts,
         })
     }
 }

@@ -9,15 +9,17 @@
 //!   a time, each recorded in the audit log;
 //! - `GET /v1/advice`: the stored advice, best first.
 //!
-//! Both are for the `admin` role only. `quarry advise` runs the same advisor from the command line.
+//! Both are for the `admin` role, and for Cloud Scheduler presenting an OIDC token of an allowed
+//! service account (`SCHEDULER_OIDC_AUDIENCE`, `SCHEDULER_OIDC_SERVICE_ACCOUNTS`), which may run
+//! but not apply. `quarry advise` runs the same advisor from the command line.
 #![warn(missing_docs)]
 
 pub mod advisor;
 pub mod candidates;
 mod list;
+pub mod operator;
 mod run;
 
-use quarry_shared::http::{ApiError, Caller};
 use quarry_shared::service::{Dependency, Service};
 use quarry_shared::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -39,16 +41,4 @@ fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(run::run_advisor))
         .routes(routes!(list::list_advice))
-}
-
-/// Refuses every role but `admin`.
-fn require_admin(caller: &Caller) -> Result<(), ApiError> {
-    if caller.principal.role == ADMIN_ROLE {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden {
-            kind: "admin-only",
-            detail: "index advice is for the admin role only".to_owned(),
-        })
-    }
 }

@@ -2,10 +2,12 @@
 
 use axum::extract::State;
 use quarry_shared::http::caller::record;
-use quarry_shared::http::{ApiError, Caller, Json, Problem};
+use quarry_shared::http::{ApiError, Json, Problem};
 use quarry_shared::state::AppState;
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::operator::Operator;
 
 /// One stored advice row.
 #[derive(Debug, Serialize, ToSchema)]
@@ -50,9 +52,8 @@ pub struct StoredAdvice {
 )]
 pub async fn list_advice(
     State(state): State<AppState>,
-    caller: Caller,
+    operator: Operator,
 ) -> Result<Json<Vec<StoredAdvice>>, ApiError> {
-    crate::require_admin(&caller)?;
     let client = state
         .db
         .get()
@@ -71,7 +72,7 @@ pub async fn list_advice(
         .map_err(|e| ApiError::from(quarry_shared::db::DbError::from(e)))?;
     record(
         &state.governance,
-        caller.audit_record("read", "advice".to_owned(), true, "granted".to_owned()),
+        operator.audit_record("read", "advice".to_owned(), true, "granted".to_owned()),
     )
     .await?;
     Ok(Json(

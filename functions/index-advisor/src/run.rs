@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use axum::extract::State;
 use quarry_shared::http::caller::record;
-use quarry_shared::http::{ApiError, Caller, Json, Problem};
+use quarry_shared::http::{ApiError, Json, Problem};
 use quarry_shared::state::AppState;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::advisor::{self, Options, Report};
+use crate::operator::Operator;
 
 /// Options of a run; every field is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -35,7 +36,8 @@ pub struct RunResponse {
     pub applied: Vec<String>,
 }
 
-/// Runs the advisor on the application's database.
+/// Runs the advisor on the application's database: for an `admin`, or for Cloud Scheduler with an
+/// OIDC token of an allowed service account (which may not `apply`).
 #[utoipa::path(
     post,
     path = "/v1/advice/run",
@@ -52,21 +54,21 @@ pub struct RunResponse {
 )]
 pub async fn run_advisor(
     State(state): State<AppState>,
-    caller: Caller,
+    operator: Operator,
     Json(request): Json<RunRequest>,
 ) -> Result<Json<RunResponse>, ApiError> {
-    if let Err(err) = crate::require_admin(&caller) {
-        record(
-            &state.governance,
-            caller.audit_record(
-                "advise",
-                "advice".to_owned(),
-                false,
-                "admin-only".to_owned(),
-            ),
-        )
-        .await?;
-        return Err(err);
+    if request.apply && matches!(operator, Operator::Scheduler(_)) {
+        let denied = operator.audit_record(
+            "create-index",
+            "advice".to_owned(),
+            false,
+            "admin-only".to_owned(),
+        );
+        record(&state.governance, denied).await?;
+        return Err(ApiError::Forbidden {
+            kind: "admin-only",
+            detail: "only an admin may apply index advice".to_owned(),
+        });
     }
     let defaults = Options::default();
     let options = Options {
@@ -95,7 +97,7 @@ pub async fn run_advisor(
         .map_err(ApiError::internal)?;
     record(
         &state.governance,
-        caller.audit_record("advise", "advice".to_owned(), true, "granted".to_owned()),
+        operator.audit_record("advise", "advice".to_owned(), true, "granted".to_owned()),
     )
     .await?;
 
@@ -117,7 +119,7 @@ pub async fn run_advisor(
             };
             record(
                 &state.governance,
-                caller.audit_record("create-index", resource, outcome.is_ok(), reason),
+                operator.audit_record("create-index", resource, outcome.is_ok(), reason),
             )
             .await?;
             outcome.map_err(ApiError::internal)?;

@@ -23,7 +23,7 @@ mod verifier;
 mod tests;
 
 pub use bearer::{bearer_token, bearer_token_from_headers};
-pub use claims::{mint_hs256, Principal, TokenClaims};
+pub use claims::{mint_hs256, unverified_issuer, Principal, TokenClaims};
 pub use error::{AuthConfigError, AuthError, KeySourceError, MintError};
 // Re-exported so a `KeySource` implementation needs no direct jsonwebtoken dependency.
 pub use jsonwebtoken::jwk::JwkSet;

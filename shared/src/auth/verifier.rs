@@ -95,6 +95,14 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
+/// A token whose signature and registered claims checked out.
+enum Decoded {
+    /// Seen and verified before (RS256/ES256 only).
+    Remembered(Principal),
+    /// Freshly verified, with its digest when it may be remembered.
+    Claims(RawClaims, Option<[u8; 32]>),
+}
+
 /// Why the cached path could not finish: the token names a key we do not hold (yet).
 enum Failure {
     Auth(AuthError),
@@ -222,6 +230,63 @@ impl Verifier {
     }
 
     fn check(&self, token: &str) -> Result<Principal, Failure> {
+        match self.decode(token, true)? {
+            Decoded::Remembered(principal) => Ok(principal),
+            Decoded::Claims(claims, digest) => {
+                let principal = self.principal(claims)?;
+                if let Some(digest) = digest {
+                    self.remember(digest, &principal);
+                }
+                Ok(principal)
+            }
+        }
+    }
+
+    /// Verifies an OIDC identity token of a service account (Cloud Scheduler, Pub/Sub push) with
+    /// the same rules as [`Verifier::verify`] (algorithm pinned by the key, `exp`, `iss`, `aud`),
+    /// but instead of Quarry's `role`/`region` it requires a verified `email`, which it returns.
+    /// Such tokens come rarely, so they are never remembered.
+    ///
+    /// # Errors
+    /// As [`Verifier::verify`]; [`AuthError::MissingClaim`] without a verified `email`.
+    pub async fn verify_service_account(&self, token: &str) -> Result<String, AuthError> {
+        let first = self.check_service(token);
+        match first {
+            Err(Failure::UnknownKid) => {
+                if let Some(cache) = &self.jwks {
+                    cache.refresh().await?;
+                }
+                self.check_service(token).map_err(|f| match f {
+                    Failure::Auth(e) => e,
+                    Failure::UnknownKid => AuthError::UnknownKey,
+                })
+            }
+            Err(Failure::Auth(e)) => Err(e),
+            Ok(email) => Ok(email),
+        }
+    }
+
+    fn check_service(&self, token: &str) -> Result<String, Failure> {
+        let Decoded::Claims(claims, _) = self.decode(token, false)? else {
+            return Err(AuthError::Malformed("unexpected cached token").into());
+        };
+        if claims
+            .iat
+            .is_some_and(|iat| iat > now_secs().saturating_add(self.leeway_secs))
+        {
+            return Err(AuthError::IssuedInFuture.into());
+        }
+        if claims.email_verified == Some(false) {
+            return Err(AuthError::MissingClaim("email_verified").into());
+        }
+        claims
+            .email
+            .filter(|e| !e.trim().is_empty())
+            .ok_or_else(|| AuthError::MissingClaim("email").into())
+    }
+
+    /// Size, header, key and signature: everything but Quarry's own claims.
+    fn decode(&self, token: &str, use_memory: bool) -> Result<Decoded, Failure> {
         if token.len() > self.max_token_bytes {
             return Err(AuthError::TooLarge {
                 limit: self.max_token_bytes,
@@ -257,19 +322,15 @@ impl Verifier {
                 (&pinned.key, validation)
             }
         };
-        let digest: Option<[u8; 32]> =
-            (alg != Algorithm::HS256).then(|| Sha256::digest(token.as_bytes()).into());
+        let digest: Option<[u8; 32]> = (use_memory && alg != Algorithm::HS256)
+            .then(|| Sha256::digest(token.as_bytes()).into());
         if let Some(principal) = digest.as_ref().and_then(|d| self.remembered(d)) {
-            return Ok(principal);
+            return Ok(Decoded::Remembered(principal));
         }
         let claims = jsonwebtoken::decode::<RawClaims>(token, key, validation)
             .map_err(map_jwt_error)?
             .claims;
-        let principal = self.principal(claims)?;
-        if let Some(digest) = digest {
-            self.remember(digest, &principal);
-        }
-        Ok(principal)
+        Ok(Decoded::Claims(claims, digest))
     }
 
     /// A token verified before, still unexpired and remembered for less than [`VERIFIED_TTL`].
