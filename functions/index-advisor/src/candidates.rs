@@ -11,8 +11,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, GroupByExpr, Ident, InTarget, JoinConstraint, JoinOperator, ObjectName,
-    OrderByKind, Query, Select, SetExpr, Statement, TableFactor, TableWithJoins,
+    BinaryOperator, Expr, GroupByExpr, Ident, InTarget, JoinConstraint, ObjectName, OrderByKind,
+    Query, Select, SetExpr, Statement, TableFactor, TableWithJoins,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -176,16 +176,7 @@ impl Walker<'_> {
             self.factor(relation, &mut scope);
             for join in joins {
                 self.factor(&join.relation, &mut scope);
-                let constraint = match &join.join_operator {
-                    JoinOperator::Join(c)
-                    | JoinOperator::Inner(c)
-                    | JoinOperator::Left(c)
-                    | JoinOperator::LeftOuter(c)
-                    | JoinOperator::Right(c)
-                    | JoinOperator::RightOuter(c)
-                    | JoinOperator::FullOuter(c) => Some(c),
-                    _ => None,
-                };
+                let constraint = quarry_shared::sql::join_constraint(&join.join_operator);
                 if let Some(JoinConstraint::On(expr)) = constraint {
                     join_conditions.push(expr);
                 }

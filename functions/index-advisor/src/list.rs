@@ -7,29 +7,15 @@ use quarry_shared::state::AppState;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::advisor::Advice;
 use crate::operator::Operator;
 
-/// One stored advice row.
+/// One stored advice row: the advice as the last run saw it, and its history.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StoredAdvice {
-    /// Schema of the table.
-    pub table_schema: String,
-    /// Table.
-    pub table_name: String,
-    /// Key columns.
-    pub columns: Vec<String>,
-    /// The statement to create it.
-    pub create_statement: String,
-    /// Generic-plan cost of the helped statements before.
-    pub cost_before: f64,
-    /// And with the index.
-    pub cost_after: f64,
-    /// Improvement in percent.
-    pub improvement_pct: f64,
-    /// Statements helped.
-    pub queryids: Vec<i64>,
-    /// Estimated size in bytes.
-    pub estimated_size_bytes: i64,
+    /// The advice.
+    #[serde(flatten)]
+    pub advice: Advice,
     /// `proposed` or `applied`.
     pub status: String,
     /// First proposed (RFC 3339).
@@ -78,15 +64,17 @@ pub async fn list_advice(
     Ok(Json(
         rows.iter()
             .map(|r| StoredAdvice {
-                table_schema: r.get(0),
-                table_name: r.get(1),
-                columns: r.get(2),
-                create_statement: r.get(3),
-                cost_before: r.get(4),
-                cost_after: r.get(5),
-                improvement_pct: r.get(6),
-                queryids: r.get(7),
-                estimated_size_bytes: r.get(8),
+                advice: Advice {
+                    table_schema: r.get(0),
+                    table_name: r.get(1),
+                    columns: r.get(2),
+                    create_statement: r.get(3),
+                    cost_before: r.get(4),
+                    cost_after: r.get(5),
+                    improvement_pct: r.get(6),
+                    queryids: r.get(7),
+                    estimated_size_bytes: r.get(8),
+                },
                 status: r.get(9),
                 first_seen: r.get(10),
                 last_seen: r.get(11),

@@ -23,3 +23,21 @@ mod relations;
 mod tests;
 
 pub use guard::{check, GuardOptions, Guarded, Rejection};
+
+use sqlparser::ast::{JoinConstraint, JoinOperator};
+
+/// The constraint of a join PostgreSQL has (`[INNER|LEFT|RIGHT|FULL] JOIN`, `CROSS JOIN`);
+/// `None` for the joins of other SQL dialects that sqlparser also parses.
+pub fn join_constraint(operator: &JoinOperator) -> Option<&JoinConstraint> {
+    match operator {
+        JoinOperator::Join(c)
+        | JoinOperator::Inner(c)
+        | JoinOperator::Left(c)
+        | JoinOperator::LeftOuter(c)
+        | JoinOperator::Right(c)
+        | JoinOperator::RightOuter(c)
+        | JoinOperator::FullOuter(c)
+        | JoinOperator::CrossJoin(c) => Some(c),
+        _ => None,
+    }
+}

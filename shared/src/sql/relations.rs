@@ -38,9 +38,9 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     ArrayElemTypeDef, DataType, Expr, Fetch, FunctionArg, FunctionArgExpr, FunctionArguments,
-    GroupByExpr, Ident, JoinConstraint, JoinOperator, LimitClause, ObjectName, OrderBy,
-    OrderByKind, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, TableAlias,
-    TableFactor, TableWithJoins, Visit, Visitor,
+    GroupByExpr, Ident, JoinConstraint, LimitClause, ObjectName, OrderBy, OrderByKind, Query,
+    Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, TableAlias, TableFactor,
+    TableWithJoins, Visit, Visitor,
 };
 
 use super::guard::{to_flow, GuardOptions, Rejection};
@@ -574,17 +574,8 @@ impl<'a> Walker<'a> {
         self.table_factor(relation, scope)?;
         for join in joins {
             self.table_factor(&join.relation, scope)?;
-            let constraint = match &join.join_operator {
-                JoinOperator::Join(c)
-                | JoinOperator::Inner(c)
-                | JoinOperator::Left(c)
-                | JoinOperator::LeftOuter(c)
-                | JoinOperator::Right(c)
-                | JoinOperator::RightOuter(c)
-                | JoinOperator::FullOuter(c)
-                | JoinOperator::CrossJoin(c) => c,
-                _ => return Err(Rejection::NotAQuery("a join of another SQL dialect".into())),
-            };
+            let constraint = super::join_constraint(&join.join_operator)
+                .ok_or_else(|| Rejection::NotAQuery("a join of another SQL dialect".into()))?;
             match constraint {
                 JoinConstraint::On(expr) => self.expr(expr, scope, Outputs::None)?,
                 JoinConstraint::Using(columns) => self.using(columns, scope)?,
