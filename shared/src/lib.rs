@@ -19,6 +19,8 @@
 //!   ([`http::Caller`]): token verification, admission, the append-only audit log, rate limits.
 //! - [`sql`]: the SQL guard: one read-only query, checked against the role's table, column and
 //!   function policy, re-rendered with a row cap; pure, no I/O.
+//! - [`rag`]: retrieval building blocks, pure compute: structure-aware chunking, and (feature
+//!   `embed`) all-MiniLM-L6-v2 embeddings in-process with candle.
 //! - [`state`]: the [`state::AppState`] handed to every handler.
 //!
 //! A function crate builds a [`service::Service`] (its name, the dependencies its `/health` checks
@@ -34,6 +36,7 @@ pub mod governance;
 pub mod http;
 pub mod policy;
 pub mod probe;
+pub mod rag;
 pub mod ratelimit;
 pub mod service;
 pub mod sql;
