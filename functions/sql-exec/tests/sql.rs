@@ -530,3 +530,36 @@ async fn sqlmap_payloads_are_refused_or_harmless() {
     assert_eq!(checksums(&db).await, before, "a payload changed data");
     eprintln!("sqlmap payloads: {refused} refused, {ran} ran harmlessly");
 }
+
+#[tokio::test]
+async fn long_and_deep_queries_are_handled_without_harm() {
+    let db = TestDb::from_template().await;
+    let app = app(&db, &[]).await;
+    let bearer = token("c", "catalog", "emea");
+    // Over the inline limit: guarded on the blocking pool, then run.
+    let ids: Vec<String> = (1..=1500).map(|i| i.to_string()).collect();
+    let long = format!(
+        "SELECT count(*) FROM track WHERE track_id IN ({})",
+        ids.join(", ")
+    );
+    assert!(long.len() > 4096);
+    let (status, body) = sql(&app, &bearer, json!({"sql": long})).await;
+    assert_eq!((status, &body["rows"]), (200, &json!([[1500]])), "{body}");
+    // Pathological nesting: refused, and the server is still there.
+    let deep = format!("SELECT {}1{}", "(".repeat(20_000), ")".repeat(20_000));
+    let (status, body) = sql(&app, &bearer, json!({"sql": deep})).await;
+    assert!(status == 400, "{status} {body}");
+    assert!(
+        body["reason"] == "too-deep" || body["reason"] == "parse-error",
+        "{body}"
+    );
+    let huge = format!("SELECT 1 {}", " ".repeat(200_000));
+    let (status, body) = sql(&app, &bearer, json!({"sql": huge})).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (400, Some("too-long")),
+        "{body}"
+    );
+    let (status, _) = sql(&app, &bearer, json!({"sql": "SELECT 1 AS alive"})).await;
+    assert_eq!(status, 200);
+}
