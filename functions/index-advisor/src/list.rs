@@ -40,11 +40,7 @@ pub async fn list_advice(
     State(state): State<AppState>,
     operator: Operator,
 ) -> Result<Json<Vec<StoredAdvice>>, ApiError> {
-    let client = state
-        .db
-        .get()
-        .await
-        .map_err(|e| ApiError::from(quarry_shared::db::DbError::from(e)))?;
+    let client = state.db.get().await?;
     let rows = client
         .query(
             "SELECT table_schema, table_name, columns, create_statement, cost_before, cost_after, improvement_pct,
@@ -55,7 +51,7 @@ pub async fn list_advice(
             &[],
         )
         .await
-        .map_err(|e| ApiError::from(quarry_shared::db::DbError::from(e)))?;
+        ?;
     record(
         &state.governance,
         operator.audit_record("read", "advice".to_owned(), true, "granted".to_owned()),

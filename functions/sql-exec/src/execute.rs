@@ -150,10 +150,7 @@ pub async fn run(pool: &deadpool_postgres::Pool, job: &Job<'_>) -> Result<Outcom
         .map(|b| b.as_ref() as &(dyn ToSql + Sync))
         .collect();
 
-    let mut client = pool
-        .get()
-        .await
-        .map_err(|e| ApiError::from(quarry_shared::db::DbError::from(e)))?;
+    let mut client = pool.get().await?;
     let started = Instant::now();
     let tx = client
         .build_transaction()

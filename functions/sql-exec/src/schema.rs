@@ -115,11 +115,7 @@ async fn load(pool: &deadpool_postgres::Pool, role: &RolePolicy) -> Result<Schem
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let client = pool
-        .get()
-        .await
-        .map_err(|e| ApiError::from(quarry_shared::db::DbError::from(e)))?;
-    let db = |e: tokio_postgres::Error| ApiError::from(quarry_shared::db::DbError::from(e));
+    let client = pool.get().await?;
 
     let mut tables: BTreeMap<Key, TableView> = BTreeMap::new();
     let columns = client
@@ -134,7 +130,7 @@ async fn load(pool: &deadpool_postgres::Pool, role: &RolePolicy) -> Result<Schem
             &[&schemas],
         )
         .await
-        .map_err(db)?;
+        ?;
     for row in columns {
         let (schema, table, column): (String, String, String) =
             (row.get(0), row.get(1), row.get(3));
@@ -172,8 +168,7 @@ async fn load(pool: &deadpool_postgres::Pool, role: &RolePolicy) -> Result<Schem
              ORDER BY 1, 2, k.ord",
             &[&schemas],
         )
-        .await
-        .map_err(db)?;
+        .await?;
     for row in keys {
         let (schema, table, column): (String, String, String) =
             (row.get(0), row.get(1), row.get(2));
@@ -198,7 +193,7 @@ async fn load(pool: &deadpool_postgres::Pool, role: &RolePolicy) -> Result<Schem
             &[&schemas],
         )
         .await
-        .map_err(db)?;
+        ?;
     let mut grouped: BTreeMap<i64, (Key, Key, Vec<String>, Vec<String>)> = BTreeMap::new();
     for row in fks {
         let entry = grouped.entry(row.get(0)).or_insert_with(|| {
@@ -236,8 +231,7 @@ async fn load(pool: &deadpool_postgres::Pool, role: &RolePolicy) -> Result<Schem
                AND coalesce(s.most_common_vals, s.histogram_bounds) IS NOT NULL",
             &[&schemas],
         )
-        .await
-        .map_err(db)?;
+        .await?;
     for row in samples {
         let (schema, table, column): (String, String, String) =
             (row.get(0), row.get(1), row.get(2));

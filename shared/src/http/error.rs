@@ -259,6 +259,18 @@ impl From<crate::db::DbError> for ApiError {
     }
 }
 
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        crate::db::DbError::from(err).into()
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        crate::db::DbError::from(err).into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
