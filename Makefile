@@ -16,6 +16,7 @@ up: install stack build
 	  export QUARRY_DATA_DIR="$${QUARRY_DATA_DIR:-$$PWD/.quarry/data}" && \
 	  ./target/debug/quarry migrate && \
 	  ./target/debug/quarry demo load && \
+	  scripts/demo-docs.sh ./target/debug/quarry && \
 	  echo "==> serving every function on http://127.0.0.1:$(PORT) (Ctrl-C stops it)" && \
 	  exec ./target/debug/quarry dev
 

@@ -92,6 +92,21 @@ locals {
     CHROMA_URL   = local.chroma_url
     PG_POOL_SIZE = tostring(var.db_pool_size)
   }
+
+  # Service callers presenting Google OIDC tokens: Eventarc -> ingest, Cloud Scheduler -> the
+  # advisor. The audience is the service's own URL, written out (Cloud Run's deterministic URL)
+  # because the service cannot reference its own `uri` attribute.
+  oidc_env = {
+    ingest = {
+      SCHEDULER_OIDC_AUDIENCE         = "https://${var.name_prefix}-ingest-${data.google_project.this.number}.${var.region}.run.app"
+      SCHEDULER_OIDC_SERVICE_ACCOUNTS = google_service_account.eventarc.email
+      INGEST_TIMEOUT_SECS             = "590"
+    }
+    index-advisor = {
+      SCHEDULER_OIDC_AUDIENCE         = "https://${var.name_prefix}-index-advisor-${data.google_project.this.number}.${var.region}.run.app"
+      SCHEDULER_OIDC_SERVICE_ACCOUNTS = google_service_account.scheduler.email
+    }
+  }
 }
 
 resource "google_cloud_run_v2_service" "fn" {
@@ -138,7 +153,7 @@ resource "google_cloud_run_v2_service" "fn" {
       }
 
       dynamic "env" {
-        for_each = merge(local.plain_env, lookup(var.extra_env, each.key, {}))
+        for_each = merge(local.plain_env, lookup(local.oidc_env, each.key, {}), lookup(var.extra_env, each.key, {}))
         content {
           name  = env.key
           value = env.value

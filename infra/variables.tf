@@ -161,7 +161,7 @@ variable "uploads_noncurrent_versions" {
 variable "ingest_event_path" {
   description = "Path of the ingest route that receives the Eventarc CloudEvent (set to the route the ingest function serves)."
   type        = string
-  default     = "/v1/events/storage"
+  default     = "/v1/events"
 }
 
 variable "advice_schedule" {

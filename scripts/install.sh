@@ -26,7 +26,7 @@ APT_PACKAGES=(
   build-essential dpkg-dev cmake pkg-config clang libclang-dev  # clang: llama-cpp-2 bindgen
   unzip curl ca-certificates
   python3 python3-venv
-  tesseract-ocr tesseract-ocr-eng poppler-utils
+  tesseract-ocr tesseract-ocr-eng poppler-utils postgresql-doc-15
 )
 
 APT_UPDATED=0

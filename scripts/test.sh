@@ -34,6 +34,12 @@ template_url="${DATABASE_URL%/*}/$QUARRY_TEST_TEMPLATE"
 DATABASE_URL="$template_url" ./target/debug/quarry migrate
 DATABASE_URL="$template_url" ./target/debug/quarry demo load
 
+step "chroma: dropping test collections of earlier runs"
+collections_url="${CHROMA_URL%/}/api/v2/tenants/default_tenant/databases/default_database/collections"
+while read -r name; do
+  [[ -n $name ]] && curl -fsS -X DELETE "$collections_url/$name" >/dev/null || true
+done < <(curl -fsS "$collections_url?limit=100000" | python3 -c 'import json,sys; [print(c["name"]) for c in json.load(sys.stdin) if c["name"].startswith("qt_")]' || true)
+
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 

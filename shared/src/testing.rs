@@ -161,7 +161,12 @@ pub fn settings_for(db: &TestDb, overrides: &[(&str, &str)]) -> Settings {
 /// `overrides` (which must include `APP_DATABASE_URL` unless the environment's will do).
 pub fn settings(database_url: &str, overrides: &[(&str, &str)]) -> Settings {
     let mut vars: HashMap<String, String> = HashMap::new();
-    for name in ["REDIS_URL", "CHROMA_URL", "QUARRY_DATA_DIR"] {
+    for name in [
+        "REDIS_URL",
+        "CHROMA_URL",
+        "QUARRY_DATA_DIR",
+        "QUARRY_MODELS_DIR",
+    ] {
         if let Some(v) = env(name) {
             vars.insert(name.to_owned(), v);
         }
@@ -173,6 +178,11 @@ pub fn settings(database_url: &str, overrides: &[(&str, &str)]) -> Settings {
     vars.insert(
         "REDIS_KEY_PREFIX".to_owned(),
         format!("qt-{}", uuid::Uuid::new_v4().simple()),
+    );
+    // Nor their Chroma collections (scripts/test.sh drops `qt_*` collections of earlier runs).
+    vars.insert(
+        "CHROMA_COLLECTION".to_owned(),
+        format!("qt_{}", uuid::Uuid::new_v4().simple()),
     );
     if let Some(app) = env("APP_DATABASE_URL") {
         vars.insert("APP_DATABASE_URL".to_owned(), app);

@@ -3,6 +3,8 @@
 pub mod advise;
 pub mod demo;
 pub mod dev;
+pub mod eval;
+pub mod ingest;
 pub mod migrate;
 pub mod token;
 

@@ -7,7 +7,7 @@
 //! function under `quarry dev`.
 #![warn(missing_docs)]
 
-use quarry_shared::service::{Dependency, Service};
+use quarry_shared::service::{Dependency, RequestLimits, Service};
 use quarry_shared::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -17,6 +17,7 @@ pub fn service() -> Service {
         name: "ask",
         dependencies: &[Dependency::Postgres, Dependency::Redis, Dependency::Chroma],
         routes,
+        request_limits: RequestLimits::standard,
     }
 }
 

@@ -15,7 +15,7 @@
 mod authorize;
 mod whoami;
 
-use quarry_shared::service::{Dependency, Service};
+use quarry_shared::service::{Dependency, RequestLimits, Service};
 use quarry_shared::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -26,6 +26,7 @@ pub fn service() -> Service {
         name: "auth",
         dependencies: &[Dependency::Postgres],
         routes,
+        request_limits: RequestLimits::standard,
     }
 }
 

@@ -17,16 +17,15 @@
 pub mod advisor;
 pub mod candidates;
 mod list;
-pub mod operator;
 mod run;
 
-use quarry_shared::service::{Dependency, Service};
+use quarry_shared::service::{Dependency, RequestLimits, Service};
 use quarry_shared::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// The role allowed to read and act on advice.
-pub const ADMIN_ROLE: &str = "admin";
+pub const ADMIN_ROLE: &str = quarry_shared::http::operator::ADMIN_ROLE;
 
 /// This function, for the server.
 pub fn service() -> Service {
@@ -34,6 +33,7 @@ pub fn service() -> Service {
         name: "index-advisor",
         dependencies: &[Dependency::Postgres],
         routes,
+        request_limits: RequestLimits::standard,
     }
 }
 

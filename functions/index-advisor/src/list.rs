@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::advisor::Advice;
-use crate::operator::Operator;
+use quarry_shared::http::operator::Operator;
 
 /// One stored advice row: the advice as the last run saw it, and its history.
 #[derive(Debug, Serialize, ToSchema)]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::advisor::{self, Options, Report};
-use crate::operator::Operator;
+use quarry_shared::http::operator::Operator;
 
 /// Options of a run; every field is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -57,7 +57,7 @@ pub async fn run_advisor(
     operator: Operator,
     Json(request): Json<RunRequest>,
 ) -> Result<Json<RunResponse>, ApiError> {
-    if request.apply && matches!(operator, Operator::Scheduler(_)) {
+    if request.apply && matches!(operator, Operator::Scheduler(..)) {
         let denied = operator.audit_record(
             "create-index",
             "advice".to_owned(),

@@ -1,15 +1,19 @@
 //! # quarry-retrieve
 //!
-//! Hybrid search over ingested documents (pgvector, PostgreSQL full text, Chroma) fused by reciprocal rank fusion, filtered by ACL.
-//!
-//! Status: foundation only. It serves `/health` (probing PostgreSQL and Chroma) and `/metrics`; its API
-//! arrives with its own issue. Run it alone with `cargo run -p quarry-retrieve`, or with every other
-//! function under `quarry dev`.
+//! `POST /v1/retrieve`: hybrid search over ingested documents — pgvector kNN, PostgreSQL full text
+//! (`websearch_to_tsquery`) and Chroma, fused by reciprocal rank fusion, near-duplicates merged —
+//! with the caller's ACL inside every query. If Chroma is down, PostgreSQL alone serves and the
+//! response says `degraded: ["chroma"]`.
 #![warn(missing_docs)]
 
-use quarry_shared::service::{Dependency, Service};
+pub mod fuse;
+pub mod handler;
+pub mod search;
+
+use quarry_shared::service::{Dependency, RequestLimits, Service};
 use quarry_shared::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// This function, for the server.
 pub fn service() -> Service {
@@ -17,10 +21,10 @@ pub fn service() -> Service {
         name: "retrieve",
         dependencies: &[Dependency::Postgres, Dependency::Chroma],
         routes,
+        request_limits: RequestLimits::standard,
     }
 }
 
-/// The function's own routes (none yet beyond the shared `/health` and `/metrics`).
 fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    OpenApiRouter::new().routes(routes!(handler::retrieve))
 }

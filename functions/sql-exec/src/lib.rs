@@ -19,7 +19,7 @@ mod run;
 mod schema;
 pub mod values;
 
-use quarry_shared::service::{Dependency, Service};
+use quarry_shared::service::{Dependency, RequestLimits, Service};
 use quarry_shared::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -30,6 +30,7 @@ pub fn service() -> Service {
         name: "sql-exec",
         dependencies: &[Dependency::Postgres],
         routes,
+        request_limits: RequestLimits::standard,
     }
 }
 

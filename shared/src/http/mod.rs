@@ -6,6 +6,7 @@ mod error;
 pub mod extract;
 pub mod health;
 pub mod metrics;
+pub mod operator;
 mod problem;
 pub mod request_id;
 pub mod server;

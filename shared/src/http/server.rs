@@ -25,7 +25,7 @@ use super::caller::FunctionName;
 use super::{health, metrics, problem, request_id, Json};
 use crate::config::{ConfigError, CorsOrigins, Settings};
 use crate::probe;
-use crate::service::{Dependency, Service};
+use crate::service::{Dependency, RequestLimits, Service};
 use crate::state::AppState;
 
 /// Why the server could not start.
@@ -56,12 +56,20 @@ pub fn app(state: AppState, services: &[Service]) -> (Router, Arc<OpenApi>) {
     // Install the recorder before the first request, or the first requests' metrics are lost.
     metrics::handle();
     let mut api: OpenApiRouter<AppState> = OpenApiRouter::new();
+    // Each function's routes get its own body and time limits; the shared endpoints the standard ones.
     for service in services {
-        api = api.merge((service.routes)().layer(Extension(FunctionName(service.name))));
+        let limits = (service.request_limits)(&state.settings);
+        api = api.merge(with_limits(
+            (service.routes)().layer(Extension(FunctionName(service.name))),
+            limits,
+        ));
     }
-    let api = api
-        .routes(routes!(health::health))
-        .routes(routes!(metrics::render));
+    let api = api.merge(with_limits(
+        OpenApiRouter::new()
+            .routes(routes!(health::health))
+            .routes(routes!(metrics::render)),
+        RequestLimits::standard(&state.settings),
+    ));
     let (router, mut doc) = api.split_for_parts();
     doc.info.title = match services {
         [one] => format!("Quarry {}", one.name),
@@ -97,13 +105,7 @@ pub fn app(state: AppState, services: &[Service]) -> (Router, Arc<OpenApi>) {
             get(move || async move { Json(served.as_ref().clone()) }),
         )
         .fallback(problem::not_found)
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            settings.request_timeout,
-        ));
+        .with_state(state);
     if let Some(cors) = cors(&settings) {
         router = router.layer(cors);
     }
@@ -112,6 +114,17 @@ pub fn app(state: AppState, services: &[Service]) -> (Router, Arc<OpenApi>) {
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(axum::middleware::from_fn(request_id::assign));
     (router, doc)
+}
+
+/// `router` with a body limit (for extractors and, as a backstop, for the raw body) and a timeout.
+fn with_limits(router: OpenApiRouter<AppState>, limits: RequestLimits) -> OpenApiRouter<AppState> {
+    router
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.timeout,
+        ))
 }
 
 /// The CORS layer for the configured origins; none at all when no origin is configured.

@@ -14,6 +14,7 @@
 //! load it once and share it in an `Arc`.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -216,6 +217,32 @@ impl Embedder {
         Ok(mean.broadcast_div(&norms)?.to_vec2::<f32>()?)
     }
 }
+
+/// The process's one embedder for the model folder `dir` (its `all-minilm-l6-v2` folder is
+/// loaded on first use): `ingest` and `retrieve` share it under `quarry dev`, and a second request
+/// waits for the first load instead of loading the model again. Blocks while loading (about half a
+/// second); call it from `spawn_blocking`.
+///
+/// # Errors
+/// As [`Embedder::load`]; a failed load is retried by the next call.
+pub fn shared(models_dir: &Path) -> Result<Arc<Embedder>, EmbedError> {
+    static SHARED: Mutex<Option<(PathBuf, Arc<Embedder>)>> = Mutex::new(None);
+    // A panic while loading poisons the lock but leaves `None` in it, which is safe to reuse.
+    let mut slot = SHARED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((dir, embedder)) = slot.as_ref() {
+        if dir == models_dir {
+            return Ok(Arc::clone(embedder));
+        }
+    }
+    let embedder = Arc::new(Embedder::load(&models_dir.join(MODEL_FOLDER))?);
+    *slot = Some((models_dir.to_path_buf(), Arc::clone(&embedder)));
+    Ok(embedder)
+}
+
+/// The model's folder under `QUARRY_MODELS_DIR`, as `scripts/assets.sh` writes it.
+pub const MODEL_FOLDER: &str = "all-minilm-l6-v2";
 
 /// The production token counter for chunking: word pieces, as the model sees them.
 impl crate::rag::chunk::TokenCount for Embedder {

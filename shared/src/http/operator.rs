@@ -1,20 +1,26 @@
-//! [`Operator`]: who may run the advisor: an `admin` user, or a service account (Cloud Scheduler)
-//! presenting its OIDC identity token. The scheduler may run the advisor, never apply its advice.
+//! [`Operator`]: who may run operational endpoints (the index advisor, document ingest): a user
+//! whose role is `admin`, or an allowed service account (Cloud Scheduler, Eventarc) presenting its
+//! OIDC identity token (`SCHEDULER_OIDC_AUDIENCE`, `SCHEDULER_OIDC_SERVICE_ACCOUNTS`). Handlers
+//! decide what a service account may do beyond that (the scheduler may run the advisor, never apply
+//! its advice).
 
+use crate::audit::AuditRecord;
+use crate::auth::{bearer_token_from_headers, unverified_issuer};
+use crate::http::caller::{record, token_error, FunctionName};
+use crate::http::{ApiError, Caller};
+use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use quarry_shared::audit::AuditRecord;
-use quarry_shared::auth::{bearer_token_from_headers, unverified_issuer};
-use quarry_shared::http::caller::{record, token_error};
-use quarry_shared::http::{ApiError, Caller};
-use quarry_shared::state::AppState;
 
-/// An admitted operator of the advisor.
+/// The role every operational endpoint admits.
+pub const ADMIN_ROLE: &str = "admin";
+
+/// An admitted operator.
 pub enum Operator {
     /// A user whose role is `admin`.
     Admin(Caller),
-    /// An allowed service account, by email.
-    Scheduler(String),
+    /// An allowed service account, by email, and the function it called.
+    Scheduler(String, &'static str),
 }
 
 impl Operator {
@@ -28,23 +34,26 @@ impl Operator {
     ) -> AuditRecord {
         match self {
             Self::Admin(caller) => caller.audit_record(action, resource, allowed, reason),
-            Self::Scheduler(email) => scheduler_record(email, action, resource, allowed, reason),
+            Self::Scheduler(email, function) => {
+                scheduler_record(email, function, action, resource, allowed, reason)
+            }
         }
     }
 }
 
 fn scheduler_record(
     email: &str,
+    function: &str,
     action: &str,
     resource: String,
     allowed: bool,
     reason: String,
 ) -> AuditRecord {
     AuditRecord {
-        request_id: quarry_shared::http::request_id::current(),
+        request_id: crate::http::request_id::current(),
         sub: Some(email.to_owned()),
         role: Some("service-account".to_owned()),
-        function: "index-advisor".to_owned(),
+        function: function.to_owned(),
         action: action.to_owned(),
         resource,
         allowed,
@@ -61,6 +70,10 @@ impl FromRequestParts<AppState> for Operator {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let governance = &state.governance;
+        let function = parts
+            .extensions
+            .get::<FunctionName>()
+            .map_or("unknown", |f| f.0);
         if let Some(accounts) = &governance.service_accounts {
             let token = bearer_token_from_headers(&parts.headers).ok();
             // The issuer only routes the token to the right verifier; that verifier checks it.
@@ -74,6 +87,7 @@ impl FromRequestParts<AppState> for Operator {
                             governance,
                             scheduler_record(
                                 &email,
+                                function,
                                 "request",
                                 resource,
                                 true,
@@ -81,13 +95,14 @@ impl FromRequestParts<AppState> for Operator {
                             ),
                         )
                         .await?;
-                        Ok(Self::Scheduler(email))
+                        Ok(Self::Scheduler(email, function))
                     }
                     Ok(email) => {
                         record(
                             governance,
                             scheduler_record(
                                 &email,
+                                function,
                                 "request",
                                 resource,
                                 false,
@@ -97,13 +112,18 @@ impl FromRequestParts<AppState> for Operator {
                         .await?;
                         Err(ApiError::Forbidden {
                             kind: "service-account-not-allowed",
-                            detail: "this service account may not call the index advisor"
-                                .to_owned(),
+                            detail: format!("this service account may not call {function}"),
                         })
                     }
                     Err(err) => {
-                        let mut row =
-                            scheduler_record("", "request", resource, false, err.slug().to_owned());
+                        let mut row = scheduler_record(
+                            "",
+                            function,
+                            "request",
+                            resource,
+                            false,
+                            err.slug().to_owned(),
+                        );
                         row.sub = None;
                         record(governance, row).await?;
                         Err(token_error(&err))
@@ -112,7 +132,7 @@ impl FromRequestParts<AppState> for Operator {
             }
         }
         let caller = Caller::from_request_parts(parts, state).await?;
-        if caller.principal.role != crate::ADMIN_ROLE {
+        if caller.principal.role != ADMIN_ROLE {
             let resource = format!("endpoint:{}", parts.uri.path());
             record(
                 governance,
@@ -121,7 +141,7 @@ impl FromRequestParts<AppState> for Operator {
             .await?;
             return Err(ApiError::Forbidden {
                 kind: "admin-only",
-                detail: "index advice is for the admin role only".to_owned(),
+                detail: format!("{function} is for the admin role only"),
             });
         }
         Ok(Self::Admin(caller))
