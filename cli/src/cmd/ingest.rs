@@ -189,7 +189,7 @@ fn collect(path: &Path, exts: Option<&[String]>, out: &mut Vec<PathBuf>) -> std:
                 .extension()
                 .map(|e| e.to_string_lossy().to_ascii_lowercase())
                 .unwrap_or_default();
-            if exts.is_none_or(|list| list.iter().any(|x| *x == ext)) {
+            if exts.is_none_or(|list| list.contains(&ext)) {
                 out.push(entry);
             }
         }
