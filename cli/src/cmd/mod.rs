@@ -4,6 +4,7 @@ pub mod advise;
 pub mod demo;
 pub mod dev;
 pub mod migrate;
+pub mod policy;
 pub mod token;
 
 use anyhow::Context;
