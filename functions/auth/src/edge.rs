@@ -195,3 +195,184 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Vec<u8>> {
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quarry_shared::auth::{mint_hs256, TokenClaims};
+    use serde_json::Value;
+
+    const SECRET: &str = "edge-test-secret-0123456789abcdef-0123";
+    const POLICY: &str = r#"{"version": 1, "roles": {"catalog": {"row_scope": "all",
+        "regions": ["emea"], "tables": [{"schema": "public", "table": "track"}]}},
+        "endpoint_regions": {"/v1/whoami": ["emea"]}}"#;
+
+    fn edge(extra: &[(&str, &str)]) -> Edge {
+        let mut vars: Vec<(&str, &str)> =
+            vec![("JWT_SECRET", SECRET), ("QUARRY_POLICY_JSON", POLICY)];
+        vars.extend_from_slice(extra);
+        let settings = EdgeSettings::from_lookup(|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .unwrap();
+        Edge::new(settings).unwrap()
+    }
+
+    fn token(region: &str) -> String {
+        let now = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap();
+        let claims = TokenClaims {
+            sub: "t".into(),
+            role: "catalog".into(),
+            region: region.into(),
+            exp: now + 60,
+            iat: now,
+            nbf: None,
+            iss: None,
+            aud: None,
+        };
+        format!("Bearer {}", mint_hs256(SECRET.as_bytes(), &claims).unwrap())
+    }
+
+    fn call(
+        edge: &Edge,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = edge.handle(request.body(Body::Read(body.as_bytes().to_vec())).unwrap());
+        assert!(response.headers().contains_key(&X_REQUEST_ID));
+        let value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+        (response.status().as_u16(), value)
+    }
+
+    #[test]
+    fn routes_methods_and_errors_match_the_server() {
+        let edge = edge(&[]);
+        let (status, body) = call(&edge, "GET", "/v1/nope", &[], "");
+        assert_eq!(
+            (status, body["detail"].as_str()),
+            (404, Some("no route for GET /v1/nope"))
+        );
+        let response = edge.handle(
+            Request::builder()
+                .method("GET")
+                .uri("/v1/authorize")
+                .body(Body::Read(Vec::new()))
+                .unwrap(),
+        );
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers()[header::ALLOW], "POST");
+        let (status, body) = call(&edge, "GET", "/v1/whoami", &[], "");
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (401, Some("urn:quarry:problem:token-missing"))
+        );
+        let (status, body) = call(
+            &edge,
+            "GET",
+            "/v1/whoami",
+            &[("authorization", &token("apac"))],
+            "",
+        );
+        assert_eq!(status, 403, "{body}");
+        let (status, body) = call(
+            &edge,
+            "GET",
+            "/v1/whoami",
+            &[("authorization", &token("emea"))],
+            "",
+        );
+        assert_eq!(
+            (status, body["tables"][0]["table"].as_str()),
+            (200, Some("public.track"))
+        );
+        let (status, _) = call(&edge, "GET", "/health", &[], "");
+        assert_eq!(status, 200);
+    }
+
+    #[test]
+    fn bodies_are_parsed_after_admission_and_within_the_limit() {
+        let edge = edge(&[("MAX_BODY_BYTES", "1024")]);
+        let bearer = token("emea");
+        let json = [
+            ("authorization", bearer.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let (status, body) = call(
+            &edge,
+            "POST",
+            "/v1/authorize",
+            &json,
+            r#"{"action": "read", "resource": "table:public.track"}"#,
+        );
+        assert_eq!((status, body["allow"].as_bool()), (200, Some(true)));
+        let (status, body) = call(&edge, "POST", "/v1/authorize", &json, "{");
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (400, Some("urn:quarry:problem:invalid-json"))
+        );
+        let (status, body) = call(
+            &edge,
+            "POST",
+            "/v1/authorize",
+            &json,
+            r#"{"action": "read"}"#,
+        );
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (422, Some("urn:quarry:problem:invalid-body"))
+        );
+        let (status, _) = call(
+            &edge,
+            "POST",
+            "/v1/authorize",
+            &[("authorization", &bearer)],
+            "{}",
+        );
+        assert_eq!(status, 415);
+        // No token: 401 before the body is even looked at.
+        let (status, _) = call(
+            &edge,
+            "POST",
+            "/v1/authorize",
+            &[("content-type", "application/json")],
+            "{",
+        );
+        assert_eq!(status, 401);
+        let too_big = edge.handle(
+            Request::builder()
+                .method("POST")
+                .uri("/v1/authorize")
+                .header("authorization", &bearer)
+                .body(Body::TooLarge)
+                .unwrap(),
+        );
+        assert_eq!(too_big.status(), 413);
+        let declared = edge.handle(
+            Request::builder()
+                .method("POST")
+                .uri("/v1/nope")
+                .header("content-length", "5000")
+                .body(Body::Read(Vec::new()))
+                .unwrap(),
+        );
+        assert_eq!(
+            declared.status(),
+            413,
+            "before routing, as the server's limit layer"
+        );
+    }
+}

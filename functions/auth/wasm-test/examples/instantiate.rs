@@ -96,6 +96,9 @@ async fn main() -> anyhow::Result<()> {
     for allocation in [Allocation::OnDemand, Allocation::Pooling] {
         let started = Instant::now();
         let host = Host::new(&wasm, allocation)?;
+        if allocation == Allocation::OnDemand {
+            println!("imports: {}", host.imports().join(", "));
+        }
         println!(
             "{allocation:?}: compile + link + pre-instantiate {:.0} ms",
             started.elapsed().as_secs_f64() * 1e3

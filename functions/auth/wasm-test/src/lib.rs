@@ -177,7 +177,8 @@ impl Host {
     ) -> anyhow::Result<Answer> {
         let mut store = self.store(env);
         let (parts, body) = request.into_parts();
-        let body = Full::new(body).map_err(|never| match never {});
+        let body = Full::new(body)
+            .map_err(|never: std::convert::Infallible| -> hyper::Error { match never {} });
         let request = hyper::Request::from_parts(parts, body);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
@@ -201,6 +202,16 @@ impl Host {
             .map_err(|e| anyhow::anyhow!("response body: {e:?}"))?
             .to_bytes();
         Ok(Answer { parts, body })
+    }
+
+    /// The interfaces the component imports (what a host must provide).
+    pub fn imports(&self) -> Vec<String> {
+        let component = self.pre.instance_pre().component();
+        component
+            .component_type()
+            .imports(self.pre.engine())
+            .map(|(name, _)| name.to_owned())
+            .collect()
     }
 
     /// Only instantiates (for timing instantiation alone).

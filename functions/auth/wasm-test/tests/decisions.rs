@@ -243,10 +243,12 @@ async fn the_component_decides_as_the_native_function_does() {
         for (a, ask) in routes.iter().enumerate() {
             let id = format!("m-{t}-{a}");
             let native = native(&app, ask, &case.authorization, &id).await;
-            let wasm = host
-                .call(&env, component_request(ask, &case.authorization, &id))
-                .await
-                .unwrap_or_else(|e| panic!("{}: {ask:?}: {e:#}", case.name));
+            let wasm = answer(
+                &host
+                    .call(&env, component_request(ask, &case.authorization, &id))
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {ask:?}: {e:#}", case.name)),
+            );
             assert_eq!(
                 wasm, native,
                 "{} ({:?}) on {} {}",
