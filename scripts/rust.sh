@@ -9,7 +9,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 [[ -d $HOME/.cargo/bin ]] && PATH="$HOME/.cargo/bin:$PATH"
 command -v cargo >/dev/null || die "cargo is not installed: install a stable Rust toolchain (rustup) and re-run"
 
-need="1.85.0"
+# 1.87: the WASM component's bindings (wasip2) and the wasmtime that runs it in the tests.
+need="1.87.0"
 have="$(rustc --version | awk '{print $2}')"
 if [[ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -n1)" != "$need" ]]; then
   die "rustc $have is older than $need: update the toolchain (rustup update stable)"
@@ -24,6 +25,15 @@ for component in rustfmt clippy; do
     fi
   fi
 done
+# The auth function also builds as a WASM component; `make test` builds and runs it.
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+  if command -v rustup >/dev/null; then
+    step "rustup target add wasm32-wasip2"
+    rustup target add wasm32-wasip2 >&2
+  else
+    warn "rustup is missing, so the wasm32-wasip2 target cannot be added; the WASM component test will fail"
+  fi
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   step "cargo install cargo-nextest (once)"
   cargo install --locked cargo-nextest >&2

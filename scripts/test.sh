@@ -22,6 +22,14 @@ cargo fmt --all -- --check
 step "build"
 cargo build --workspace --bins --tests
 
+# The auth function as a wasi:http component (release, as deployed). Built here rather than from
+# inside the test that runs it, so its build time shows as a step of its own and no test spends
+# minutes compiling; functions/auth/wasm-test finds it through QUARRY_AUTH_WASM.
+step "wasm component (quarry-auth, wasm32-wasip2)"
+cargo build -p quarry-auth --target wasm32-wasip2 --release --no-default-features --features wasm
+export QUARRY_AUTH_WASM="${CARGO_TARGET_DIR:-$QUARRY_REPO/target}/wasm32-wasip2/release/quarry_auth.wasm"
+ls -l "$QUARRY_AUTH_WASM" >&2
+
 step "template database $QUARRY_TEST_TEMPLATE"
 psql_admin() { psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -qtA "$@"; }
 # Databases named qt_* belong to tests; a killed run leaves some behind.
@@ -42,6 +50,10 @@ done < <(curl -fsS "$collections_url?limit=100000" | python3 -c 'import json,sys
 
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p quarry-auth --target wasm32-wasip2 --no-default-features --features wasm -- -D warnings
 
+# Includes functions/auth/wasm-test (the component under wasmtime against the native function) and
+# functions/auth/tests/lambda.rs (the router under lambda_http; quarry-auth's dev-dependencies turn
+# on quarry-shared's `lambda` feature, so it needs no build of its own).
 step "tests"
 cargo nextest run --workspace --no-fail-fast

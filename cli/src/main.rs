@@ -8,7 +8,8 @@
 //! - `quarry token`: mint a development token;
 //! - `quarry advise`: index advice from the workload (`--apply` creates the indexes);
 //! - `quarry ingest PATH…`: ingest documents (files or folders) into PostgreSQL and Chroma;
-//! - `quarry eval retrieval|ocr`: rerunnable evaluations.
+//! - `quarry eval retrieval|ocr`: rerunnable evaluations;
+//! - `quarry policy export`: the policy tables as JSON (the WASM auth component's configuration).
 //!
 //! Configuration comes from the environment (and `.env`), as for the functions; see the README.
 
@@ -48,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::demo::DemoCommand,
     },
+    /// Governance policy (`policy export`: the policy tables as JSON, for the WASM auth component).
+    Policy {
+        #[command(subcommand)]
+        command: cmd::policy::PolicyCommand,
+    },
 }
 
 #[tokio::main]
@@ -61,6 +67,7 @@ async fn main() -> ExitCode {
         Command::Demo { command } => cmd::demo::run(command).await,
         Command::Ingest(args) => cmd::ingest::run(&args).await,
         Command::Eval { command } => cmd::eval::run(command).await,
+        Command::Policy { command } => cmd::policy::run(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

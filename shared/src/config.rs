@@ -4,6 +4,8 @@
 //! present) and then the process environment; [`Settings::from_lookup`] takes any lookup function so
 //! validation is unit-tested without touching the real environment. Every failure names the variable
 //! and says what a valid value looks like; secrets are held in [`SecretString`] and never printed.
+//! [`edge::EdgeSettings`] adds what the WASM `auth` component is given instead of a database and a
+//! network (the policy document, an inline JWKS).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -11,7 +13,10 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+#[cfg(feature = "server")]
 use crate::service::Dependency;
+
+pub mod edge;
 
 /// A configuration value that could not be used; names the variable so the operator can fix it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -297,6 +302,7 @@ impl Settings {
     ///
     /// # Errors
     /// The first invalid variable, named.
+    #[cfg(feature = "server")]
     pub fn from_env() -> Result<Self, ConfigError> {
         // A missing .env is normal; a malformed one is an error worth reporting.
         if let Err(e) = dotenvy::dotenv() {
@@ -576,6 +582,7 @@ impl Settings {
     ///
     /// # Errors
     /// Names the first missing variable and the service that needs it.
+    #[cfg(feature = "server")]
     pub fn require(&self, service: &str, deps: &[Dependency]) -> Result<(), ConfigError> {
         for dep in deps {
             let (var, present) = match dep {
@@ -625,6 +632,17 @@ impl Settings {
     pub fn database_url(&self) -> Option<&str> {
         self.database_url.as_ref().map(ExposeSecret::expose_secret)
     }
+}
+
+/// The address of the AWS Lambda runtime API (`AWS_LAMBDA_RUNTIME_API`), set by Lambda itself: when
+/// present, the server answers Lambda events instead of binding `PORT` (feature `lambda`). Read
+/// apart from [`Settings`] because Lambda, not the operator, sets it, and `lambda_http` reads the
+/// rest of the runtime's variables itself.
+#[cfg(feature = "lambda")]
+pub fn lambda_runtime_api() -> Option<String> {
+    std::env::var("AWS_LAMBDA_RUNTIME_API")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
 }
 
 fn parse_or<T: std::str::FromStr>(
@@ -870,6 +888,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "server")]
     fn services_name_their_missing_dependency() {
         let s = load(&[("DATABASE_URL", "postgres://u@db/x")]).unwrap();
         assert!(s.require("sql-exec", &[Dependency::Postgres]).is_ok());

@@ -26,23 +26,41 @@
 //!
 //! A function crate builds a [`service::Service`] (its name, the dependencies its `/health` checks
 //! and its routes) and hands it to [`http::server`]; `quarry dev` hands all of them at once.
+//!
+//! Cargo features: `server` (default) is everything that does I/O: the axum server, PostgreSQL,
+//! Redis, the outbound HTTP client, metrics, telemetry, and the modules built on them (`audit`,
+//! `db`, `demo`, `governance`, `probe`, `ratelimit`, `service`, `state`, `telemetry`,
+//! `policy::store`, most of `http`). Without it (`--no-default-features`) the pure core remains
+//! (`auth` verification, `policy` decisions and the policy document, `sql`, `rag::chunk`,
+//! `http::ApiError` as data, `config`'s edge settings) and builds for `wasm32-wasip2`, which is how
+//! the `auth` function runs as a WASM component. `lambda` serves the same routers under AWS
+//! Lambda; `embed` adds in-process embeddings; `test-support` the integration-test helpers.
 #![warn(missing_docs)]
 
+#[cfg(feature = "server")]
 pub mod audit;
 pub mod auth;
 pub mod config;
+#[cfg(feature = "server")]
 pub mod db;
+#[cfg(feature = "server")]
 pub mod demo;
+#[cfg(feature = "server")]
 pub mod docs;
 pub mod governance;
 pub mod http;
 pub mod policy;
+#[cfg(feature = "server")]
 pub mod probe;
 pub mod rag;
+#[cfg(feature = "server")]
 pub mod ratelimit;
+#[cfg(feature = "server")]
 pub mod service;
 pub mod sql;
+#[cfg(feature = "server")]
 pub mod state;
+#[cfg(feature = "server")]
 pub mod telemetry;
 
 #[cfg(feature = "test-support")]

@@ -13,6 +13,8 @@ use crate::http::server::{self, Server};
 use crate::service::{Dependency, Service};
 use crate::state::AppState;
 
+pub mod tokens;
+
 /// Environment variable naming the template database.
 pub const TEMPLATE_VAR: &str = "QUARRY_TEST_TEMPLATE";
 

@@ -6,6 +6,7 @@ pub mod dev;
 pub mod eval;
 pub mod ingest;
 pub mod migrate;
+pub mod policy;
 pub mod token;
 
 use anyhow::Context;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use quarry_shared::auth::{mint_hs256, TokenClaims};
+use quarry_shared::testing::tokens::{self, TokenCase};
 use quarry_shared::testing::{self, now, spawn_app, token, TestApp, TestDb, TEST_JWT_SECRET};
 use serde_json::{json, Value};
 
@@ -301,218 +301,28 @@ async fn whoami_describes_the_caller() {
     );
 }
 
-fn claims(sub: &str, role: &str, region: &str) -> TokenClaims {
-    let t = now();
-    TokenClaims {
-        sub: sub.into(),
-        role: role.into(),
-        region: region.into(),
-        iat: t,
-        exp: t + 600,
-        nbf: None,
-        iss: None,
-        aud: None,
-    }
-}
-
-fn sign(c: &TokenClaims) -> String {
-    mint_hs256(TEST_JWT_SECRET.as_bytes(), c).unwrap()
-}
-
-fn b64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n =
-            chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-/// A token with this header and these claims, signed with the test secret where `sign` asks.
-fn raw_token(header: &Value, claims: &Value, signature: &str) -> String {
-    format!(
-        "{}.{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes()),
-        signature
-    )
-}
-
 #[tokio::test]
 async fn bad_tokens_get_the_right_status_problem_and_audit_row() {
     let db = TestDb::from_template().await;
     let app = app(
         &db,
         &[
-            ("JWT_ISSUER", "https://issuer.quarry.test"),
-            ("JWT_AUDIENCE", "quarry"),
+            ("JWT_ISSUER", tokens::ISSUER),
+            ("JWT_AUDIENCE", tokens::AUDIENCE),
         ],
     )
     .await;
-    let good = |c: &mut TokenClaims| {
-        c.iss = Some("https://issuer.quarry.test".into());
-        c.aud = Some("quarry".into());
-    };
-    let with = |f: &dyn Fn(&mut TokenClaims)| {
-        let mut c = claims("bob", "analyst", "emea");
-        good(&mut c);
-        f(&mut c);
-        sign(&c)
-    };
-    let valid = with(&|_| {});
-    let mut parts = valid.split('.');
-    let (h, p) = (
-        parts.next().unwrap().to_owned(),
-        parts.next().unwrap().to_owned(),
-    );
-    let t = now();
-    let unsigned = raw_token(
-        &json!({"alg": "none", "typ": "JWT"}),
-        &json!({"sub": "bob", "role": "admin", "region": "emea", "exp": t + 600, "iss": "https://issuer.quarry.test", "aud": "quarry"}),
-        "",
-    );
-    let rs256 = raw_token(
-        &json!({"alg": "RS256", "typ": "JWT"}),
-        &json!({"sub": "bob", "role": "admin", "region": "emea", "exp": t + 600}),
-        "c2lnbmF0dXJl",
-    );
-
-    // (case, Authorization header values, status, problem slug)
-    let cases: Vec<(&str, Vec<String>, u16, &str)> = vec![
-        ("no header", vec![], 401, "token-missing"),
-        (
-            "Bearer with nothing",
-            vec!["Bearer ".into()],
-            401,
-            "token-malformed",
-        ),
-        (
-            "two tokens",
-            vec![format!("Bearer {valid} {valid}")],
-            401,
-            "token-malformed",
-        ),
-        (
-            "two headers",
-            vec![format!("Bearer {valid}"), format!("Bearer {valid}")],
-            401,
-            "token-malformed",
-        ),
-        (
-            "basic scheme",
-            vec!["Basic dXNlcjpwYXNz".into()],
-            401,
-            "token-unsupported-scheme",
-        ),
-        (
-            "garbage base64",
-            vec!["Bearer !!!.@@@.###".into()],
-            401,
-            "token-malformed",
-        ),
-        (
-            "base64 of non-JSON",
-            vec![format!(
-                "Bearer {}.{}.{}",
-                b64(b"not json"),
-                b64(b"nor this"),
-                b64(b"sig")
-            )],
-            401,
-            "token-malformed",
-        ),
-        (
-            "expired",
-            vec![format!("Bearer {}", with(&|c| c.exp = now() - 3600))],
-            401,
-            "token-expired",
-        ),
-        (
-            "nbf in the future",
-            vec![format!("Bearer {}", with(&|c| c.nbf = Some(now() + 3600)))],
-            401,
-            "token-not-yet-valid",
-        ),
-        (
-            "wrong signature",
-            vec![format!("Bearer {h}.{p}.{}", b64(&[7u8; 32]))],
-            401,
-            "token-bad-signature",
-        ),
-        (
-            "alg none",
-            vec![format!("Bearer {unsigned}")],
-            401,
-            "token-algorithm-not-allowed",
-        ),
-        (
-            "RS256 where only HS256 is configured",
-            vec![format!("Bearer {rs256}")],
-            401,
-            "token-algorithm-not-allowed",
-        ),
-        (
-            "missing role",
-            vec![format!("Bearer {}", with(&|c| c.role = String::new()))],
-            401,
-            "token-missing-claim",
-        ),
-        (
-            "missing region",
-            vec![format!("Bearer {}", with(&|c| c.region = String::new()))],
-            401,
-            "token-missing-claim",
-        ),
-        (
-            "missing sub",
-            vec![format!("Bearer {}", with(&|c| c.sub = String::new()))],
-            401,
-            "token-missing-claim",
-        ),
-        (
-            "wrong iss",
-            vec![format!(
-                "Bearer {}",
-                with(&|c| c.iss = Some("https://evil.test".into()))
-            )],
-            401,
-            "token-invalid-issuer",
-        ),
-        (
-            "wrong aud",
-            vec![format!(
-                "Bearer {}",
-                with(&|c| c.aud = Some("other".into()))
-            )],
-            401,
-            "token-invalid-audience",
-        ),
-        (
-            "token of 100 KiB",
-            vec![format!("Bearer {}", "a".repeat(100 * 1024))],
-            401,
-            "token-too-large",
-        ),
-        (
-            "unknown role",
-            vec![format!("Bearer {}", with(&|c| c.role = "intern".into()))],
-            403,
-            "role-unknown",
-        ),
-        (
-            "region not allowed",
-            vec![format!("Bearer {}", with(&|c| c.region = "mars".into()))],
-            403,
-            "region-not-allowed",
-        ),
-    ];
+    // The matrix is shared with the WASM component's test (functions/auth/wasm-test).
+    let (valid, cases) = tokens::bad_token_cases();
 
     let owner = db.connect().await;
-    for (case, headers, status, slug) in &cases {
+    for TokenCase {
+        name: case,
+        authorization: headers,
+        status,
+        slug,
+    } in &cases
+    {
         let before: i64 = owner
             .query_one("SELECT count(*) FROM quarry_meta.audit_log", &[])
             .await

@@ -4,8 +4,8 @@
 //! is ambiguous (a proxy may have added one), and picking either could authenticate the wrong
 //! party, so it is refused.
 
-use axum::http::header::AUTHORIZATION;
-use axum::http::{HeaderMap, HeaderValue};
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderValue};
 
 use super::AuthError;
 

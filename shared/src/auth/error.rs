@@ -106,8 +106,17 @@ pub enum AuthConfigError {
         actual: usize,
     },
     /// The HTTP client for the JWKS could not be built (TLS backend initialisation).
+    #[cfg(feature = "server")]
     #[error("cannot build the JWKS HTTP client")]
     HttpClient(#[source] reqwest::Error),
+    /// A JWKS URL is configured but this build has no HTTP client to fetch it (the `server`
+    /// feature is off, as in the WASM component): supply a [`KeySource`](super::KeySource), or the
+    /// key set itself with [`Verifier::with_jwks`](super::Verifier::with_jwks).
+    #[error("a JWKS URL needs the `server` feature's HTTP client; supply the key set instead")]
+    NoFetcher,
+    /// A key set given inline has no key this verifier can use (RS256 or ES256 with a `kid`).
+    #[error("the JWKS holds no usable signing key (RS256 or ES256 with a kid)")]
+    NoUsableKeys,
 }
 
 /// Why a [`KeySource`](super::KeySource) could not deliver the key set.

@@ -32,14 +32,33 @@ pub trait KeySource: Send + Sync {
     fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, KeySourceError>>;
 }
 
+/// A key set given as configuration (inline JSON), served as it is on every fetch.
+#[derive(Debug, Clone)]
+pub struct StaticJwks(JwkSet);
+
+impl StaticJwks {
+    /// A source that always answers `set`.
+    pub fn new(set: JwkSet) -> Self {
+        Self(set)
+    }
+}
+
+impl KeySource for StaticJwks {
+    fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, KeySourceError>> {
+        Box::pin(std::future::ready(Ok(self.0.clone())))
+    }
+}
+
 /// Fetches a JWKS over HTTP(S) with the `reqwest::Client` it is given (so connection pools and TLS
 /// settings are shared with the rest of the service).
+#[cfg(feature = "server")]
 #[derive(Debug, Clone)]
 pub struct HttpJwks {
     client: reqwest::Client,
     url: url::Url,
 }
 
+#[cfg(feature = "server")]
 impl HttpJwks {
     /// A source that GETs `url` with `client`. The verifier bounds each fetch with its own deadline.
     pub fn new(client: reqwest::Client, url: url::Url) -> Self {
@@ -47,6 +66,7 @@ impl HttpJwks {
     }
 }
 
+#[cfg(feature = "server")]
 impl KeySource for HttpJwks {
     fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, KeySourceError>> {
         Box::pin(async move {
@@ -162,6 +182,8 @@ pub(crate) struct KeyCache {
     // kids wait for one fetch instead of each starting their own.
     refresh: tokio::sync::Mutex<RefreshState>,
     min_interval: Duration,
+    // Only the `server` build has a timer to enforce it with.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     timeout: Duration,
 }
 
@@ -178,6 +200,17 @@ impl KeyCache {
             min_interval,
             timeout,
         }
+    }
+
+    /// Installs the usable keys of `set` now, without a fetch (keys given as configuration);
+    /// returns how many there are. An empty result leaves the cache as it was.
+    pub(crate) fn install(&self, set: &JwkSet) -> usize {
+        let keys = usable_keys(set);
+        let count = keys.len();
+        if count > 0 {
+            *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+        }
+        count
     }
 
     /// The cached key for `kid`, without fetching.
@@ -207,10 +240,15 @@ impl KeyCache {
                 };
             }
         }
+        #[cfg(feature = "server")]
         let fetched = match tokio::time::timeout(self.timeout, self.source.fetch()).await {
             Ok(result) => result,
             Err(_) => Err(KeySourceError::Timeout(self.timeout)),
         };
+        // Without `server` there is no tokio timer (nor runtime: WASM); the source must bound
+        // itself. The one such source here, `StaticJwks`, answers at once.
+        #[cfg(not(feature = "server"))]
+        let fetched = self.source.fetch().await;
         let result = fetched.and_then(|set| {
             let keys = usable_keys(&set);
             if keys.is_empty() {

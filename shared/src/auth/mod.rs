@@ -5,7 +5,8 @@
 //!   `iss`/`aud`, the claims `sub`, `role`, `region`) and yields a [`Principal`]. HS256 with a shared
 //!   secret for development; RS256/ES256 against a JWKS, cached, refreshed on an unknown `kid` at
 //!   most once per interval.
-//! - [`KeySource`]: the seam where the JWKS comes from; [`HttpJwks`] fetches it with `reqwest`.
+//! - [`KeySource`]: the seam where the JWKS comes from; `HttpJwks` (feature `server`) fetches it
+//!   with `reqwest`, [`StaticJwks`] serves a set given as configuration (the WASM component).
 //! - [`AuthError`]: one variant per reason, each with a stable [`AuthError::slug`];
 //!   [`AuthError::is_unavailable`] separates our 503 from the client's 401.
 //! - [`mint_hs256`]: tokens for development logins and tests.
@@ -27,5 +28,7 @@ pub use claims::{mint_hs256, unverified_issuer, Principal, TokenClaims};
 pub use error::{AuthConfigError, AuthError, KeySourceError, MintError};
 // Re-exported so a `KeySource` implementation needs no direct jsonwebtoken dependency.
 pub use jsonwebtoken::jwk::JwkSet;
-pub use keys::{parse_jwk_set, HttpJwks, KeySource, MAX_JWKS_BYTES};
+#[cfg(feature = "server")]
+pub use keys::HttpJwks;
+pub use keys::{parse_jwk_set, KeySource, StaticJwks, MAX_JWKS_BYTES};
 pub use verifier::{Verifier, VerifierConfig};

@@ -655,3 +655,37 @@ async fn verified_asymmetric_tokens_are_remembered_but_expiry_and_tampering_stil
     verifier.remember(digest, &principal);
     assert_eq!(verifier.verify_cached(&expired), Err(AuthError::Expired));
 }
+
+#[test]
+fn a_key_set_given_as_configuration_verifies_without_any_fetch() {
+    let set = parse_jwk_set(JWKS).unwrap();
+    let config = VerifierConfig {
+        hs256_secret: None,
+        ..config()
+    };
+    let verifier = Verifier::with_jwks(config.clone(), set).unwrap();
+    // The synchronous path: the keys are installed already, nothing to fetch.
+    assert_eq!(
+        verifier.verify_cached(&rs("rsa-1", &claims())).unwrap().sub,
+        "user-1"
+    );
+    assert_eq!(
+        verifier.verify_cached(&es("ec-1", &claims())).unwrap().sub,
+        "user-1"
+    );
+    assert_eq!(
+        verifier.verify_cached(&rs("rsa-2", &claims())),
+        Err(AuthError::UnknownKey)
+    );
+    assert_eq!(
+        verifier.verify_cached(&hs(&claims())),
+        Err(AuthError::AlgorithmNotAllowed)
+    );
+    // A set with no usable key is a configuration error, not a verifier that refuses everything.
+    let empty =
+        parse_jwk_set(br#"{"keys": [{"kty": "oct", "kid": "h", "k": "c2VjcmV0"}]}"#).unwrap();
+    assert!(matches!(
+        Verifier::with_jwks(config, empty),
+        Err(AuthConfigError::NoUsableKeys)
+    ));
+}

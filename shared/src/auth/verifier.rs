@@ -14,13 +14,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::claims::{Principal, RawClaims};
 use super::error::{AuthConfigError, AuthError};
-use super::keys::{HttpJwks, KeyCache, KeySource, PinnedKey};
+#[cfg(feature = "server")]
+use super::keys::HttpJwks;
+use super::keys::{KeyCache, KeySource, PinnedKey, StaticJwks};
 
 /// Verified RS256/ES256 tokens remembered at most this long, so a key removed from the JWKS stops
 /// being honoured within this time even for tokens already seen.
@@ -156,6 +159,7 @@ impl Verifier {
         };
         let key_source = match (key_source, &config.jwks_url) {
             (Some(source), _) => Some(source),
+            #[cfg(feature = "server")]
             (None, Some(url)) => {
                 let client = reqwest::Client::builder()
                     .timeout(config.jwks_fetch_timeout)
@@ -163,6 +167,8 @@ impl Verifier {
                     .map_err(AuthConfigError::HttpClient)?;
                 Some(Arc::new(HttpJwks::new(client, url.clone())) as Arc<dyn KeySource>)
             }
+            #[cfg(not(feature = "server"))]
+            (None, Some(_)) => return Err(AuthConfigError::NoFetcher),
             (None, None) => None,
         };
         if hs256.is_none() && key_source.is_none() {
@@ -185,6 +191,31 @@ impl Verifier {
             max_token_bytes: config.max_token_bytes,
             verified: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Builds a verifier whose RS256/ES256 keys are `set`, given as configuration rather than
+    /// fetched (the WASM component reads it from `JWT_JWKS_JSON`). The keys are installed at once,
+    /// so [`Verifier::verify_cached`] needs no `.await`; a later refresh serves the same set.
+    /// `config.jwks_url` is ignored.
+    ///
+    /// # Errors
+    /// As [`Verifier::new`], and [`AuthConfigError::NoUsableKeys`] when `set` holds no RS256 or
+    /// ES256 key with a `kid`.
+    pub fn with_jwks(config: VerifierConfig, set: JwkSet) -> Result<Self, AuthConfigError> {
+        let config = VerifierConfig {
+            jwks_url: None,
+            ..config
+        };
+        let source = Arc::new(StaticJwks::new(set.clone())) as Arc<dyn KeySource>;
+        let verifier = Self::new(config, Some(source))?;
+        let installed = verifier
+            .jwks
+            .as_ref()
+            .map_or(0, |cache| cache.install(&set));
+        if installed == 0 {
+            return Err(AuthConfigError::NoUsableKeys);
+        }
+        Ok(verifier)
     }
 
     /// Verifies `token`, fetching the JWKS when it names a key not yet cached (rate-limited).

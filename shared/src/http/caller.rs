@@ -7,18 +7,30 @@
 //! unauthenticated or unadmitted request, and every function verifies the token itself: no
 //! function trusts another's word.
 
+#[cfg(feature = "server")]
 use std::net::{IpAddr, SocketAddr};
+#[cfg(feature = "server")]
 use std::sync::Arc;
 
+#[cfg(feature = "server")]
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
+#[cfg(feature = "server")]
 use axum::http::request::Parts;
 
 use super::ApiError;
+#[cfg(feature = "server")]
 use crate::audit::AuditRecord;
-use crate::auth::{self, AuthError, Principal};
+use crate::auth::AuthError;
+#[cfg(feature = "server")]
+use crate::auth::{self, Principal};
+#[cfg(feature = "server")]
 use crate::governance::Governance;
-use crate::policy::{Denial, Policy, RolePolicy};
+use crate::policy::Denial;
+#[cfg(feature = "server")]
+use crate::policy::{Policy, RolePolicy};
+#[cfg(feature = "server")]
 use crate::ratelimit::Limit;
+#[cfg(feature = "server")]
 use crate::state::AppState;
 
 /// Which function a route belongs to, set on each function's routes by the server (under
@@ -27,6 +39,7 @@ use crate::state::AppState;
 pub struct FunctionName(pub &'static str);
 
 /// An authenticated, admitted caller.
+#[cfg(feature = "server")]
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// Who, from the verified token.
@@ -39,6 +52,7 @@ pub struct Caller {
     pub request_id: Option<String>,
 }
 
+#[cfg(feature = "server")]
 impl Caller {
     /// The caller's role policy (present: admission checked it).
     pub fn role(&self) -> Option<&RolePolicy> {
@@ -72,6 +86,7 @@ impl Caller {
 ///
 /// # Errors
 /// [`ApiError::Unavailable`] when the row cannot be written.
+#[cfg(feature = "server")]
 pub async fn record(governance: &Governance, record: AuditRecord) -> Result<(), ApiError> {
     governance.audit.write(record).await.map_err(|err| {
         tracing::error!(
@@ -111,6 +126,7 @@ pub fn denial_error(denial: &Denial) -> ApiError {
     }
 }
 
+#[cfg(feature = "server")]
 fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<IpAddr> {
     if trust_forwarded_for {
         let forwarded = parts
@@ -129,6 +145,7 @@ fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<IpAddr> {
         .map(|c| c.0.ip())
 }
 
+#[cfg(feature = "server")]
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 

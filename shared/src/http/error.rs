@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue, StatusCode};
+#[cfg(feature = "server")]
 use axum::response::{IntoResponse, Response};
+use http::{header, HeaderValue, StatusCode};
 use serde::Serialize;
 
 /// The media type of every error body.
@@ -210,24 +211,23 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if let Self::Internal(cause) = &self {
-            // The chain goes to the log (with the request id from the span), never to the client.
-            tracing::error!(error = format!("{cause:#}"), "internal error");
-        }
-        let status = self.status();
-        let retry_after = match &self {
+impl ApiError {
+    /// The whole problem+json response: status, `Content-Type`, `Retry-After` and
+    /// `WWW-Authenticate` where they apply, and the body. The axum server and the WASM component
+    /// both answer through this, so an error looks the same whichever runs the function. Logging
+    /// an internal error's cause is the caller's job.
+    pub fn to_http(&self, request_id: Option<String>) -> http::Response<Vec<u8>> {
+        let retry_after = match self {
             Self::TooManyRequests { retry_after } => Some(*retry_after),
             Self::Unavailable { retry_after, .. } => *retry_after,
             _ => None,
         };
-        let unauthorized = matches!(self, Self::Unauthorized { .. });
-        let body = match serde_json::to_vec(&self.problem(crate::http::request_id::current())) {
+        let body = match serde_json::to_vec(&self.problem(request_id)) {
             Ok(body) => body,
             Err(_) => b"{\"type\":\"urn:quarry:problem:internal\",\"status\":500}".to_vec(),
         };
-        let mut response = (status, body).into_response();
+        let mut response = http::Response::new(body);
+        *response.status_mut() = self.status();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(after) = retry_after {
@@ -236,7 +236,7 @@ impl IntoResponse for ApiError {
                 HeaderValue::from(after.as_secs().max(1)),
             );
         }
-        if unauthorized {
+        if matches!(self, Self::Unauthorized { .. }) {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer error=\"invalid_token\""),
@@ -246,6 +246,20 @@ impl IntoResponse for ApiError {
     }
 }
 
+#[cfg(feature = "server")]
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            // The chain goes to the log (with the request id from the span), never to the client.
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        }
+        self.to_http(crate::http::request_id::current())
+            .map(axum::body::Body::from)
+            .into_response()
+    }
+}
+
+#[cfg(feature = "server")]
 impl From<crate::db::DbError> for ApiError {
     fn from(err: crate::db::DbError) -> Self {
         match err {
@@ -259,19 +273,21 @@ impl From<crate::db::DbError> for ApiError {
     }
 }
 
+#[cfg(feature = "server")]
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(err: deadpool_postgres::PoolError) -> Self {
         crate::db::DbError::from(err).into()
     }
 }
 
+#[cfg(feature = "server")]
 impl From<tokio_postgres::Error> for ApiError {
     fn from(err: tokio_postgres::Error) -> Self {
         crate::db::DbError::from(err).into()
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "server"))]
 mod tests {
     use super::*;
     use http_body_util::BodyExt;

@@ -1,22 +1,36 @@
 //! Request ids: accept the caller's `x-request-id` when it is sane, otherwise mint a UUID; put it in
 //! the tracing span of the request, in a task-local for error bodies, and echo it in the response.
 
+#[cfg(feature = "server")]
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue};
+#[cfg(feature = "server")]
 use axum::middleware::Next;
+#[cfg(feature = "server")]
 use axum::response::Response;
+use http::{HeaderName, HeaderValue};
+#[cfg(feature = "server")]
 use tracing::Instrument;
 
 /// The header carrying the request id, in both directions.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+#[cfg(feature = "server")]
 tokio::task_local! {
     static REQUEST_ID: String;
 }
 
 /// The id of the request being handled on this task, if any.
+#[cfg(feature = "server")]
 pub fn current() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// The request's id: its `x-request-id` when that is acceptable, otherwise a new UUID.
+pub fn accept_or_mint(header: Option<&HeaderValue>) -> String {
+    header
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| acceptable(id))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }
 
 /// A caller-supplied id is kept only when it is short and printable: it lands in every log line, so
@@ -29,13 +43,9 @@ fn acceptable(id: &str) -> bool {
 }
 
 /// Middleware: assigns the request id and runs the rest of the stack inside its span.
+#[cfg(feature = "server")]
 pub async fn assign(request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| acceptable(id))
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let id = accept_or_mint(request.headers().get(&X_REQUEST_ID));
     // The path without its query: query strings can carry things that must not be logged.
     let span = tracing::info_span!(
         "request",

@@ -1,7 +1,8 @@
 //! The server: mounts one or more functions' routes behind the same middleware, adds `/health`,
 //! `/metrics` and `/openapi.json` once, binds, and serves until SIGTERM or Ctrl-C.
 //!
-//! Start-up order follows the style guide: telemetry, config, pools, readiness, bind, serve.
+//! Start-up order follows the style guide: telemetry, config, pools, readiness, bind, serve. With
+//! the `lambda` feature and `AWS_LAMBDA_RUNTIME_API` set, the last two are `lambda_http::run`.
 //! [`Server::bind`] binds first (port 0 in tests) and exposes the port; [`Server::run_until_stopped`]
 //! serves and drains in-flight requests on shutdown.
 
@@ -48,6 +49,10 @@ pub enum ServeError {
     /// Serving failed.
     #[error("server error")]
     Io(#[from] std::io::Error),
+    /// The Lambda runtime loop failed (feature `lambda`).
+    #[cfg(feature = "lambda")]
+    #[error("AWS Lambda runtime error: {0}")]
+    Lambda(lambda_http::Error),
 }
 
 /// Builds the complete router for `services`: their routes, the shared endpoints and middleware.
@@ -261,6 +266,14 @@ pub async fn run(label: &str, services: Vec<Service>) -> Result<(), ServeError> 
     }
     let settings = Arc::clone(&state.settings);
     let (router, _) = app(state, &services);
+    // Under AWS Lambda the same router answers the runtime's events instead of a socket: API
+    // Gateway (HTTP or REST API), ALB and function URLs hand requests to `lambda_http`, which
+    // turns them into `http::Request`s for the router and its answers back into their responses.
+    #[cfg(feature = "lambda")]
+    if crate::config::lambda_runtime_api().is_some() {
+        tracing::info!(functions = ?services.iter().map(|s| s.name).collect::<Vec<_>>(), "serving AWS Lambda events");
+        return lambda_http::run(router).await.map_err(ServeError::Lambda);
+    }
     let server = Server::bind(&settings, router).await?;
     let addr = server.local_addr()?;
     let names: Vec<&str> = services.iter().map(|s| s.name).collect();

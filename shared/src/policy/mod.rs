@@ -1,8 +1,9 @@
 //! Governance policy: who may read what, from which region, through which endpoint.
 //!
-//! The policy is data (tables in `quarry_meta`, see migration 0004) loaded by [`store::PolicyStore`]
-//! and cached briefly; the decisions here are pure functions of that data and the caller, so they
-//! are unit-tested without a database and cost well under a microsecond.
+//! The policy is data (tables in `quarry_meta`, see migration 0004) loaded by `store::PolicyStore`
+//! (feature `server`) and cached briefly, or given as a JSON [`document`] (the WASM component);
+//! the decisions here are pure functions of that data and the caller, so they are unit-tested
+//! without a database and cost well under a microsecond.
 //!
 //! Two layers use it: every function admits a caller with [`Policy::admit`] (known role, region
 //! allowed for the role, endpoint not fenced off for the region), and [`Policy::authorize`] answers
@@ -11,14 +12,16 @@
 //! security keyed on the caller's role and region), so a query that forgets to filter still sees
 //! only the caller's rows.
 
+pub mod document;
+#[cfg(feature = "server")]
 pub mod store;
 
 use std::collections::{BTreeSet, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which rows of region-bearing tables a role sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RowScope {
     /// Every region's rows.
