@@ -47,6 +47,7 @@ pub mod db;
 pub mod demo;
 #[cfg(feature = "server")]
 pub mod docs;
+#[cfg(feature = "server")]
 pub mod governance;
 pub mod http;
 pub mod policy;

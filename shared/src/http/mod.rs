@@ -15,6 +15,7 @@ pub mod health;
 pub mod metrics;
 #[cfg(feature = "server")]
 pub mod operator;
+#[cfg(feature = "server")]
 mod problem;
 pub mod request_id;
 #[cfg(feature = "server")]
