@@ -46,6 +46,7 @@ build:
 lint:
 	@cargo fmt --all -- --check
 	@cargo clippy --workspace --all-targets -- -D warnings
+	@cargo clippy -p quarry-auth --target wasm32-wasip2 --no-default-features --features wasm -- -D warnings
 
 fmt:
 	@cargo fmt --all
