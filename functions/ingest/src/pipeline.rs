@@ -229,7 +229,8 @@ impl Ingestor {
     /// # Errors
     /// [`IngestError`]; it has been recorded in `ingest_failures` (when the database is up).
     pub async fn ingest(&self, request: IngestRequest) -> Result<IngestReport, IngestError> {
-        let result = self.run(&request).await;
+        let hash = hex_sha256(&request.bytes);
+        let result = self.run(&request, &hash).await;
         if matches!(&result, Ok(report) if report.degraded.is_empty()) {
             // Chroma took this document, so it is up: catch up on any that it missed.
             if let Err(err) = self.sync_lagging(20).await {
@@ -237,25 +238,19 @@ impl Ingestor {
             }
         }
         if let Err(err) = &result {
-            let hash = hex_sha256(&request.bytes);
-            let detail = err.to_string();
-            let failure = Failure {
-                source: &request.source,
-                content_hash: Some(&hash),
-                media_type: None,
-                kind: err.kind(),
-                detail: &detail,
-                trigger: request.trigger.as_str(),
-            };
-            if let Err(store_err) = self.store.record_failure(&failure).await {
-                tracing::error!(error = %store_err, source = %request.source, "cannot record an ingest failure");
-            }
-            tracing::warn!(source = %request.source, kind = err.kind(), error = %err, "ingest failed");
+            record_failure(
+                &self.store,
+                &request.source,
+                Some(&hash),
+                err,
+                request.trigger,
+            )
+            .await;
         }
         result
     }
 
-    async fn run(&self, request: &IngestRequest) -> Result<IngestReport, IngestError> {
+    async fn run(&self, request: &IngestRequest, hash: &str) -> Result<IngestReport, IngestError> {
         if request.source.is_empty() || request.source.len() > 2048 {
             return Err(IngestError::Source);
         }
@@ -266,7 +261,6 @@ impl Ingestor {
             }
             .into());
         }
-        let hash = hex_sha256(&request.bytes);
         let rules = self.store.acl_rules().await?;
         let acl = acl::resolve(&request.source, request.acl.clone(), &rules);
         let mut timings = Timings::default();
@@ -276,7 +270,7 @@ impl Ingestor {
         let started = Instant::now();
         if let Some((stored, version, outcome)) = self
             .store
-            .update_acl_if_same(&request.source, &hash, &acl)
+            .update_acl_if_same(&request.source, hash, &acl)
             .await?
         {
             timings.store = millis(started);
@@ -316,7 +310,7 @@ impl Ingestor {
                 source: &request.source,
                 title: extracted.title.as_deref(),
                 media_type: media.as_mime(),
-                content_hash: &hash,
+                content_hash: hash,
                 byte_size: request.bytes.len(),
                 page_count: extracted.pages,
                 ocr_pages: extracted.ocr_pages,
@@ -520,6 +514,30 @@ async fn sync_document(
     index.replace_document(document_id, &records).await?;
     store.mark_chroma_synced(document_id, doc.version).await?;
     Ok(())
+}
+
+/// Records a failed ingest in `ingest_failures` and logs it. Best effort: whoever sent the document
+/// is told either way, so a database that is down costs only the record.
+pub async fn record_failure(
+    store: &DocumentStore,
+    source: &str,
+    content_hash: Option<&str>,
+    err: &IngestError,
+    trigger: Trigger,
+) {
+    let detail = err.to_string();
+    let failure = Failure {
+        source,
+        content_hash,
+        media_type: None,
+        kind: err.kind(),
+        detail: &detail,
+        trigger: trigger.as_str(),
+    };
+    if let Err(store_err) = store.record_failure(&failure).await {
+        tracing::error!(error = %store_err, %source, "cannot record an ingest failure");
+    }
+    tracing::warn!(%source, kind = err.kind(), error = %err, "ingest failed");
 }
 
 /// sha256 of `bytes`, lowercase hex.

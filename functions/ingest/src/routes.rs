@@ -427,24 +427,10 @@ async fn rejected(
     }))
 }
 
-/// Records a failure found before the pipeline ran (the pipeline records its own). Best effort:
-/// the caller is told either way.
+/// Records a failure found before the pipeline ran (the pipeline records its own).
 async fn record_failure(state: &AppState, source: &str, err: &IngestError, trigger: Trigger) {
-    let detail = err.to_string();
-    let failure = crate::store::Failure {
-        source,
-        content_hash: None,
-        media_type: None,
-        kind: err.kind(),
-        detail: &detail,
-        trigger: trigger.as_str(),
-    };
-    if let Err(e) = crate::store::DocumentStore::new(state.db.clone())
-        .record_failure(&failure)
-        .await
-    {
-        tracing::error!(error = %e, %source, "cannot record an ingest failure");
-    }
+    let store = crate::store::DocumentStore::new(state.db.clone());
+    crate::pipeline::record_failure(&store, source, None, err, trigger).await;
 }
 
 /// The Cloud Storage client, built once per process (`GCS_ENDPOINT` overrides the endpoint, for
