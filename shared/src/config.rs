@@ -16,7 +16,9 @@ use secrecy::{ExposeSecret, SecretString};
 #[cfg(feature = "server")]
 use crate::service::Dependency;
 
+pub mod ask;
 pub mod edge;
+pub mod llm;
 
 /// A configuration value that could not be used; names the variable so the operator can fix it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -132,6 +134,10 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// Document ingest and retrieval.
     pub docs: DocsSettings,
+    /// Language models.
+    pub llm: llm::LlmSettings,
+    /// The `ask` orchestrator.
+    pub ask: ask::AskSettings,
 }
 
 /// Settings of document ingest and retrieval.
@@ -184,26 +190,10 @@ impl DocsSettings {
             ));
         }
         let ms = |var: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
-            let v = parse_or(get(var), var, "milliseconds", || default)?;
-            if range.contains(&v) {
-                Ok(Duration::from_millis(v))
-            } else {
-                Err(ConfigError::new(
-                    var,
-                    format!("must be between {} and {}", range.start(), range.end()),
-                ))
-            }
+            ranged_millis(get(var), var, default, range)
         };
         let count = |var: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
-            let v = parse_or(get(var), var, "a whole number", || default)?;
-            if range.contains(&v) {
-                Ok(v)
-            } else {
-                Err(ConfigError::new(
-                    var,
-                    format!("must be between {} and {}", range.start(), range.end()),
-                ))
-            }
+            ranged(get(var), var, default, range)
         };
         let chunk_tokens = count("INGEST_CHUNK_TOKENS", 240, 16..=4096)?;
         let chunk_overlap = count("INGEST_CHUNK_OVERLAP", 40, 0..=1024)?;
@@ -293,6 +283,8 @@ impl std::fmt::Debug for Settings {
             .field("sql_function_allow_list", &self.sql_function_allow_list)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("docs", &self.docs)
+            .field("llm", &self.llm)
+            .field("ask", &self.ask)
             .finish()
     }
 }
@@ -574,6 +566,8 @@ impl Settings {
             sql_max_cost,
             sql_function_allow_list,
             trust_forwarded_for,
+            llm: llm::LlmSettings::from_lookup(&get, &docs.models_dir)?,
+            ask: ask::AskSettings::from_lookup(&get)?,
             docs,
         })
     }
@@ -657,6 +651,34 @@ fn parse_or<T: std::str::FromStr>(
             .parse()
             .map_err(|_| ConfigError::new(var, format!("must be {expected}, got '{v}'"))),
     }
+}
+
+/// A whole number from `value` (or `default`) that must lie in `range`.
+fn ranged(
+    value: Option<String>,
+    var: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let v = parse_or(value, var, "a whole number", || default)?;
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(ConfigError::new(
+            var,
+            format!("must be between {} and {}", range.start(), range.end()),
+        ))
+    }
+}
+
+/// [`ranged`] milliseconds as a duration.
+fn ranged_millis(
+    value: Option<String>,
+    var: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Duration, ConfigError> {
+    ranged(value, var, default, range).map(Duration::from_millis)
 }
 
 fn parse_bool(

@@ -20,6 +20,8 @@
 //! - [`sql`]: the SQL guard: one read-only query, checked against the role's table, column and
 //!   function policy, re-rendered with a row cap; pure, no I/O.
 //! - [`docs`]: document ACLs and the Chroma copy of chunk vectors, shared by ingest and retrieve.
+//! - [`llm`]: language models behind one trait (Gemini, OpenAI-compatible servers), with
+//!   timeouts, retries, circuit breakers and fallback.
 //! - [`rag`]: retrieval building blocks, pure compute: structure-aware chunking, and (feature
 //!   `embed`) all-MiniLM-L6-v2 embeddings in-process with candle.
 //! - [`state`]: the [`state::AppState`] handed to every handler.
@@ -50,6 +52,9 @@ pub mod docs;
 #[cfg(feature = "server")]
 pub mod governance;
 pub mod http;
+#[cfg(feature = "server")]
+pub mod lazy_redis;
+pub mod llm;
 pub mod policy;
 #[cfg(feature = "server")]
 pub mod probe;

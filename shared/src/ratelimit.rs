@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::lazy_redis::{LazyRedis, RedisUnavailable};
+
 /// A limit: sustained rate and burst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
@@ -88,24 +90,20 @@ return tostring(wait)
 
 /// A rate limiter, shared through Redis when it can be.
 pub struct RateLimiter {
-    redis: Option<redis::Client>,
+    redis: LazyRedis,
     prefix: String,
-    conn: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
     script: redis::Script,
     local: Mutex<HashMap<String, Bucket>>,
-    deadline: Duration,
 }
 
 impl RateLimiter {
     /// A limiter using `redis` when given (keys under `prefix`), each Redis call bounded by `deadline`.
     pub fn new(redis: Option<redis::Client>, prefix: &str, deadline: Duration) -> Self {
         Self {
-            redis,
+            redis: LazyRedis::new(redis, deadline),
             prefix: prefix.to_owned(),
-            conn: tokio::sync::Mutex::new(None),
             script: redis::Script::new(SCRIPT),
             local: Mutex::new(HashMap::new()),
-            deadline,
         }
     }
 
@@ -126,17 +124,12 @@ impl RateLimiter {
     }
 
     async fn spend(&self, key: &str, limit: Limit, cost: u8) -> Result<(), Duration> {
-        if self.redis.is_some() {
-            match tokio::time::timeout(self.deadline, self.check_redis(key, limit, cost)).await {
-                Ok(Ok(wait)) if wait <= 0.0 => return Ok(()),
-                Ok(Ok(wait)) => return Err(Duration::from_secs_f64(wait)),
-                Ok(Err(err)) => {
+        if self.redis.is_configured() {
+            match self.check_redis(key, limit, cost).await {
+                Ok(wait) if wait <= 0.0 => return Ok(()),
+                Ok(wait) => return Err(Duration::from_secs_f64(wait)),
+                Err(err) => {
                     tracing::debug!(error = %err, "rate limiter falling back to local buckets");
-                    *self.conn.lock().await = None;
-                }
-                Err(_) => {
-                    tracing::debug!("rate limiter: Redis too slow, falling back to local buckets");
-                    *self.conn.lock().await = None;
                 }
             }
         }
@@ -148,31 +141,19 @@ impl RateLimiter {
         key: &str,
         limit: Limit,
         cost: u8,
-    ) -> Result<f64, redis::RedisError> {
-        let mut conn = {
-            let mut guard = self.conn.lock().await;
-            match guard.as_ref() {
-                Some(conn) => conn.clone(),
-                None => {
-                    let Some(client) = &self.redis else {
-                        return Err(redis::RedisError::from((
-                            redis::ErrorKind::ClientError,
-                            "no Redis configured",
-                        )));
-                    };
-                    let conn = client.get_multiplexed_async_connection().await?;
-                    *guard = Some(conn.clone());
-                    conn
-                }
-            }
-        };
+    ) -> Result<f64, RedisUnavailable> {
+        let key = format!("{}:rl:{key}", self.prefix);
         let wait: String = self
-            .script
-            .key(format!("{}:rl:{key}", self.prefix))
-            .arg(f64::from(limit.per_minute) / 60.0)
-            .arg(limit.burst)
-            .arg(cost)
-            .invoke_async(&mut conn)
+            .redis
+            .run(|mut conn| async move {
+                self.script
+                    .key(key)
+                    .arg(f64::from(limit.per_minute) / 60.0)
+                    .arg(limit.burst)
+                    .arg(cost)
+                    .invoke_async(&mut conn)
+                    .await
+            })
             .await?;
         Ok(wait.parse().unwrap_or(0.0))
     }

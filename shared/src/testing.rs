@@ -13,6 +13,7 @@ use crate::http::server::{self, Server};
 use crate::service::{Dependency, Service};
 use crate::state::AppState;
 
+pub mod llm_server;
 pub mod tokens;
 
 /// Environment variable naming the template database.

@@ -8,66 +8,11 @@ use axum::extract::State;
 use quarry_shared::http::caller::record;
 use quarry_shared::http::{ApiError, Caller, Json, Problem};
 use quarry_shared::policy::RolePolicy;
+use quarry_shared::sql::schema::{ColumnView, ForeignKey, SchemaView, TableView};
 use quarry_shared::state::AppState;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 /// Common values shown per text column, at most.
 const SAMPLES: usize = 5;
-
-/// The readable schema.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SchemaView {
-    /// Tables the role may read, by schema then name.
-    pub tables: Vec<TableView>,
-}
-
-/// One table.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TableView {
-    /// Schema, e.g. `public`.
-    pub schema: String,
-    /// Table name.
-    pub name: String,
-    /// The table's comment.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
-    /// Readable columns, in table order.
-    pub columns: Vec<ColumnView>,
-    /// Primary key columns (only those readable).
-    pub primary_key: Vec<String>,
-    /// Foreign keys whose both ends the role may read.
-    pub foreign_keys: Vec<ForeignKey>,
-}
-
-/// One column.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ColumnView {
-    /// Name.
-    pub name: String,
-    /// SQL type, e.g. `numeric(10,2)`.
-    #[serde(rename = "type")]
-    pub ty: String,
-    /// Whether NULL is allowed.
-    pub nullable: bool,
-    /// The column's comment.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
-    /// A few common values, for short text columns of tables without row-level security.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub samples: Vec<String>,
-}
-
-/// A foreign key.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ForeignKey {
-    /// Columns of this table.
-    pub columns: Vec<String>,
-    /// Referenced `schema.table`.
-    pub references: String,
-    /// Referenced columns.
-    pub referenced_columns: Vec<String>,
-}
 
 type Key = (String, String);
 

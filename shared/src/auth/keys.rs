@@ -81,23 +81,14 @@ impl KeySource for HttpJwks {
             if !response.status().is_success() {
                 return Err(KeySourceError::Status(response.status().as_u16()));
             }
-            let too_large = KeySourceError::TooLarge {
-                limit: MAX_JWKS_BYTES,
-            };
-            if response
-                .content_length()
-                .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
-            {
-                return Err(too_large);
-            }
-            // Read chunk by chunk: Content-Length may be absent (chunked encoding) or wrong.
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(transport)? {
-                if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                    return Err(too_large);
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = crate::http::outbound::read_limited(&mut response, MAX_JWKS_BYTES)
+                .await
+                .map_err(|e| match e {
+                    crate::http::outbound::ReadError::TooLarge { limit } => {
+                        KeySourceError::TooLarge { limit }
+                    }
+                    crate::http::outbound::ReadError::Transport(e) => transport(e),
+                })?;
             parse_jwk_set(&body)
         })
     }

@@ -58,6 +58,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use reqwest::{Method, StatusCode};
+
+use crate::http::outbound::{self, ReadError};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -700,33 +702,20 @@ async fn read_limited(
     mut response: reqwest::Response,
     limit: usize,
 ) -> Result<Vec<u8>, ChromaError> {
-    let too_large = || ChromaError::Protocol(format!("answer larger than {limit} bytes"));
-    if response
-        .content_length()
-        .is_some_and(|len| len > limit as u64)
-    {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport)? {
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    outbound::read_limited(&mut response, limit)
+        .await
+        .map_err(|e| match e {
+            ReadError::TooLarge { limit } => {
+                ChromaError::Protocol(format!("answer larger than {limit} bytes"))
+            }
+            ReadError::Transport(e) => transport(e),
+        })
 }
 
 /// [`ChromaError::Server`] from an error answer: Chroma's `{"error", "message"}` when it sent
 /// one, else the start of the body. Reading the body is best effort: the status is what counts.
 async fn server_error(status: StatusCode, mut response: reqwest::Response) -> ChromaError {
-    let mut body = Vec::new();
-    while body.len() < MAX_ERROR_BYTES {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) | Err(_) => break,
-        }
-    }
+    let body = outbound::read_prefix(&mut response, MAX_ERROR_BYTES).await;
     let message = match serde_json::from_slice::<ServerErrorBody>(&body) {
         Ok(parsed) if !parsed.message.is_empty() => {
             format!("{}: {}", parsed.error, parsed.message)

@@ -287,6 +287,29 @@ impl From<tokio_postgres::Error> for ApiError {
     }
 }
 
+impl From<crate::llm::LlmError> for ApiError {
+    /// A language model that cannot answer is a 503 (`llm-unavailable`, with the delay the
+    /// providers or breakers gave); one that refused this request or answered nonsense is
+    /// `llm-failed` (503 without a delay: the same request elsewhere later may still work, but
+    /// not by waiting). The provider's own message is logged, never answered.
+    fn from(err: crate::llm::LlmError) -> Self {
+        use crate::llm::LlmError;
+        tracing::warn!(error = %err, "language model call failed");
+        match err {
+            LlmError::Refused { .. } | LlmError::InvalidAnswer { .. } => Self::Unavailable {
+                kind: "llm-failed",
+                detail: "The language model could not answer this request.".to_owned(),
+                retry_after: None,
+            },
+            other => Self::Unavailable {
+                kind: "llm-unavailable",
+                detail: "No language model is available right now.".to_owned(),
+                retry_after: Some(other.retry_after().unwrap_or(Duration::from_secs(5))),
+            },
+        }
+    }
+}
+
 #[cfg(all(test, feature = "server"))]
 mod tests {
     use super::*;

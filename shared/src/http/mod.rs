@@ -16,6 +16,8 @@ pub mod metrics;
 #[cfg(feature = "server")]
 pub mod operator;
 #[cfg(feature = "server")]
+pub mod outbound;
+#[cfg(feature = "server")]
 mod problem;
 pub mod request_id;
 #[cfg(feature = "server")]

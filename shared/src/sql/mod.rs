@@ -18,6 +18,7 @@ mod cap;
 mod functions;
 pub mod guard;
 mod relations;
+pub mod schema;
 
 #[cfg(test)]
 mod tests;
