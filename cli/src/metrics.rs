@@ -1,5 +1,5 @@
 //! Evaluation metrics, pure: ranked retrieval (recall, MRR and nDCG at k, over distinct relevant
-//! items) and OCR word accuracy.
+//! items), OCR word accuracy, and execution accuracy of text-to-SQL (result sets compared).
 
 use std::collections::HashSet;
 
@@ -80,6 +80,52 @@ pub fn word_accuracy(hypothesis: &str, reference: &str) -> (f64, usize, usize) {
     (accuracy, errors, reference.len())
 }
 
+/// Whether two query results are the same answer, as execution accuracy judges it: the same
+/// number of columns and rows, each row equal as a multiset of values (so column order does not
+/// matter), and the rows equal as a multiset — or as a sequence when `ordered` (the question
+/// asked for an order). Numbers compare at 2 decimals, whether they came as JSON numbers or as
+/// the exact decimal strings sql-exec writes for `numeric`.
+pub fn same_result(
+    gold: &[Vec<serde_json::Value>],
+    predicted: &[Vec<serde_json::Value>],
+    ordered: bool,
+) -> bool {
+    if gold.len() != predicted.len() {
+        return false;
+    }
+    if gold.first().map(Vec::len) != predicted.first().map(Vec::len) {
+        return false;
+    }
+    let canon = |rows: &[Vec<serde_json::Value>]| -> Vec<Vec<String>> {
+        rows.iter()
+            .map(|row| {
+                let mut cells: Vec<String> = row.iter().map(cell).collect();
+                cells.sort();
+                cells
+            })
+            .collect()
+    };
+    let (mut g, mut p) = (canon(gold), canon(predicted));
+    if !ordered {
+        g.sort();
+        p.sort();
+    }
+    g == p
+}
+
+fn cell(value: &serde_json::Value) -> String {
+    let number = match value {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok().filter(|v| v.is_finite()),
+        _ => None,
+    };
+    match (number, value) {
+        (Some(v), _) => format!("{:.2}", v),
+        (None, serde_json::Value::String(s)) => s.trim().to_owned(),
+        (None, other) => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +165,35 @@ mod tests {
         assert_eq!((errors, words), (2, 4));
         assert!((acc - 0.5).abs() < 1e-12);
         assert_eq!(word_accuracy("", "some words").0, 0.0);
+    }
+
+    #[test]
+    fn results_match_regardless_of_column_and_row_order() {
+        use serde_json::json;
+        let gold = vec![
+            vec![json!("USA"), json!(13)],
+            vec![json!("Canada"), json!(8)],
+        ];
+        let swapped = vec![
+            vec![json!(8), json!("Canada")],
+            vec![json!(13), json!("USA")],
+        ];
+        assert!(same_result(&gold, &swapped, false));
+        assert!(!same_result(&gold, &swapped, true));
+        let reordered = vec![
+            vec![json!(13), json!("USA")],
+            vec![json!("Canada"), json!("8.00")],
+        ];
+        assert!(same_result(&gold, &reordered, true));
+        assert!(!same_result(&gold, &gold[..1], false));
+        let extra = vec![
+            vec![json!("USA"), json!(13), json!(1)],
+            vec![json!("Canada"), json!(8), json!(2)],
+        ];
+        assert!(!same_result(&gold, &extra, false));
+        let money = vec![vec![json!("37.62")]];
+        assert!(same_result(&money, &[vec![json!(37.620_000_1)]], false));
+        assert!(!same_result(&money, &[vec![json!("37.63")]], false));
+        assert!(same_result(&[], &[], true));
     }
 }

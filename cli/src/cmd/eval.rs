@@ -24,6 +24,8 @@ pub enum EvalCommand {
     Retrieval(RetrievalArgs),
     /// OCR word accuracy on a scanned page.
     Ocr(OcrArgs),
+    /// Text-to-SQL execution accuracy on Chinook, against the running stack (`make up`).
+    Sql(super::eval_sql::SqlArgs),
 }
 
 /// Arguments of `quarry eval retrieval`.
@@ -66,6 +68,7 @@ pub async fn run(command: EvalCommand) -> anyhow::Result<()> {
     match command {
         EvalCommand::Retrieval(args) => retrieval(&args).await,
         EvalCommand::Ocr(args) => ocr(&args).await,
+        EvalCommand::Sql(args) => super::eval_sql::run(&args).await,
     }
 }
 

@@ -1,9 +1,11 @@
 //! One module per subcommand.
 
 pub mod advise;
+pub mod ask;
 pub mod demo;
 pub mod dev;
 pub mod eval;
+pub mod eval_sql;
 pub mod ingest;
 pub mod migrate;
 pub mod policy;

@@ -48,33 +48,42 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
 /// Prints a signed token.
 pub fn run(args: &TokenArgs) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
+    println!(
+        "{}",
+        mint(&settings, &args.sub, &args.role, &args.region, args.ttl)?
+    );
+    Ok(())
+}
+
+/// A token for `sub` with `role` and `region`, valid for `ttl`, signed with `JWT_SECRET`.
+pub fn mint(
+    settings: &Settings,
+    sub: &str,
+    role: &str,
+    region: &str,
+    ttl: Duration,
+) -> anyhow::Result<String> {
     let secret = settings
         .jwt_secret
         .as_ref()
         .context("JWT_SECRET is not set (`make up` sets it for the local stack)")?;
-    for (name, value) in [
-        ("--sub", &args.sub),
-        ("--role", &args.role),
-        ("--region", &args.region),
-    ] {
+    for (name, value) in [("--sub", sub), ("--role", role), ("--region", region)] {
         if value.trim().is_empty() {
             bail!("{name} must not be empty");
         }
     }
     let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())?;
     let claims = TokenClaims {
-        sub: args.sub.clone(),
-        role: args.role.clone(),
-        region: args.region.clone(),
+        sub: sub.to_owned(),
+        role: role.to_owned(),
+        region: region.to_owned(),
         iat: now,
-        exp: now + i64::try_from(args.ttl.as_secs())?,
+        exp: now + i64::try_from(ttl.as_secs())?,
         nbf: None,
         iss: settings.jwt_issuer.clone(),
         aud: settings.jwt_audience.clone(),
     };
-    let token = mint_hs256(secret.expose_secret().as_bytes(), &claims)?;
-    println!("{token}");
-    Ok(())
+    Ok(mint_hs256(secret.expose_secret().as_bytes(), &claims)?)
 }
 
 #[cfg(test)]

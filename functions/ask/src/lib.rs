@@ -1,15 +1,43 @@
 //! # quarry-ask
 //!
-//! The orchestrator: cache, memory, routing, text-to-SQL, retrieval and the LLM answer.
+//! The orchestrator. `POST /v1/ask` takes a question in plain language and answers it within
+//! the caller's permissions:
 //!
-//! Status: foundation only. It serves `/health` (probing PostgreSQL, Redis and Chroma) and `/metrics`; its API
-//! arrives with its own issue. Run it alone with `cargo run -p quarry-ask`, or with every other
-//! function under `quarry dev`.
+//! 1. [`memory`]: the session's last turns and the user's facts (Redis; without Redis the
+//!    answer still comes, marked `degraded: ["memory"]`);
+//! 2. [`cache`]: a semantic answer cache scoped by role, region and data version, that only
+//!    hits when the numbers, dates and negations of both questions agree ([`cache_key`]);
+//! 3. [`route`]: `sql`, `docs`, `both` or `none`, by a keyword heuristic or the model;
+//! 4. [`text_to_sql`]: the schema the caller may read ([`schema_context`], from sql-exec's
+//!    `GET /v1/schema`), a prompt ([`sql_prompt`]), the query run through sql-exec as the
+//!    caller ([`peers`]), repaired with the exact error at most `ASK_MAX_ATTEMPTS` times;
+//! 5. passages from retrieve, as the caller;
+//! 6. [`answer`]: the model's answer from the rows and passages, with citations checked
+//!    against what was retrieved.
+//!
+//! The language models ([`quarry_shared::llm`]) sit behind one trait with retries, circuit
+//! breakers and fallback; [`engine`] holds them, the peers, memory and cache for the process.
+//! `/v1/memory/facts` ([`facts`]) lets users see and delete what is remembered about them.
 #![warn(missing_docs)]
+
+pub mod answer;
+pub mod cache;
+pub mod cache_key;
+pub mod engine;
+pub mod facts;
+pub mod handler;
+pub mod local;
+pub mod memory;
+pub mod peers;
+pub mod route;
+pub mod schema_context;
+pub mod sql_prompt;
+pub mod text_to_sql;
 
 use quarry_shared::service::{Dependency, RequestLimits, Service};
 use quarry_shared::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// This function, for the server.
 pub fn service() -> Service {
@@ -17,11 +45,24 @@ pub fn service() -> Service {
         name: "ask",
         dependencies: &[Dependency::Postgres, Dependency::Redis, Dependency::Chroma],
         routes,
-        request_limits: RequestLimits::standard,
+        request_limits: limits,
     }
 }
 
-/// The function's own routes (none yet beyond the shared `/health` and `/metrics`).
+/// A question may need several model calls (route, queries, answer), each up to
+/// `LLM_TIMEOUT_MS`: the deadline is three of those, or `REQUEST_TIMEOUT_SECS` if longer.
+fn limits(settings: &quarry_shared::config::Settings) -> RequestLimits {
+    let standard = RequestLimits::standard(settings);
+    RequestLimits {
+        timeout: standard.timeout.max(settings.llm.attempt_timeout * 3),
+        ..standard
+    }
+}
+
+/// The function's routes.
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(handler::ask))
+        .routes(routes!(facts::list, facts::add, facts::delete_all))
+        .routes(routes!(facts::delete_one))
 }

@@ -1,0 +1,182 @@
+//! Question → SQL → rows, repairing on failure: generate, run through sql-exec (which guards,
+//! EXPLAINs and executes as the caller), and on any refusal feed the exact error back to the
+//! model for a corrected query — at most `max_attempts` queries, every one recorded. An empty
+//! result earns one sanity re-check: the model sees that nothing came back and either repeats
+//! the query (the answer really is empty) or fixes a filter.
+
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use quarry_shared::llm::{ChatRequest, LlmError, LlmProvider};
+use serde::{Deserialize, Serialize};
+
+use crate::peers::{PeerError, SqlResult};
+use crate::sql_prompt::{add_empty_recheck, add_repair, extract_sql};
+
+/// Runs a query as the caller (sql-exec in production).
+pub trait RunSql: Send + Sync {
+    /// Runs `sql`, returning at most `max_rows` rows.
+    fn run<'a>(
+        &'a self,
+        sql: &'a str,
+        max_rows: u32,
+    ) -> BoxFuture<'a, Result<SqlResult, PeerError>>;
+}
+
+/// One generated query and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Attempt {
+    /// The query (or the model's text, when it held no query).
+    pub sql: String,
+    /// Why it failed (the guard's or PostgreSQL's words); absent when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Model time plus execution time, milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// A query that ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlAnswer {
+    /// The query that produced `result`.
+    pub sql: String,
+    /// Its rows.
+    pub result: SqlResult,
+    /// Every query tried, the successful one last.
+    pub attempts: Vec<Attempt>,
+}
+
+/// Why no query ran.
+#[derive(Debug, thiserror::Error)]
+pub enum TextToSqlError {
+    /// The language model failed.
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    /// sql-exec refused the caller or is down: no rewrite of the query helps.
+    #[error(transparent)]
+    Peer(PeerError),
+    /// Every attempt failed.
+    #[error("no working query after {} attempts", attempts.len())]
+    GaveUp {
+        /// The attempts, in order.
+        attempts: Vec<Attempt>,
+    },
+}
+
+/// Runs the loop for `request` (from [`crate::sql_prompt::generation_request`]).
+///
+/// # Errors
+/// [`TextToSqlError`].
+pub async fn run(
+    llm: &dyn LlmProvider,
+    runner: &dyn RunSql,
+    mut request: ChatRequest,
+    max_attempts: u32,
+    max_rows: u32,
+) -> Result<SqlAnswer, TextToSqlError> {
+    let mut attempts: Vec<Attempt> = Vec::new();
+    while attempts.len() < max_attempts as usize {
+        let started = Instant::now();
+        let completion = llm.complete(&request).await?;
+        let Some(sql) = extract_sql(&completion.text) else {
+            let error = "the answer contained no SQL query".to_owned();
+            add_repair(&mut request, completion.text.trim(), &error);
+            attempts.push(Attempt {
+                sql: completion.text.trim().to_owned(),
+                error: Some(error),
+                elapsed_ms: millis(started),
+            });
+            continue;
+        };
+        match runner.run(&sql, max_rows).await {
+            Ok(result) => {
+                attempts.push(Attempt {
+                    sql: sql.clone(),
+                    error: None,
+                    elapsed_ms: millis(started),
+                });
+                // Every path from here returns, so the re-check happens at most once.
+                if result.rows.is_empty() {
+                    if let Some(better) =
+                        recheck(llm, runner, &mut request, &sql, max_rows, &mut attempts).await?
+                    {
+                        return Ok(better);
+                    }
+                }
+                return Ok(SqlAnswer {
+                    sql,
+                    result,
+                    attempts,
+                });
+            }
+            Err(PeerError::Rejected { detail, .. }) => {
+                add_repair(&mut request, &sql, &detail);
+                attempts.push(Attempt {
+                    sql,
+                    error: Some(detail),
+                    elapsed_ms: millis(started),
+                });
+            }
+            Err(other) => return Err(TextToSqlError::Peer(other)),
+        }
+    }
+    Err(TextToSqlError::GaveUp { attempts })
+}
+
+/// The one re-check of an empty result: `Some` when the model wrote a different query that ran
+/// and returned rows; `None` to keep the empty answer.
+async fn recheck(
+    llm: &dyn LlmProvider,
+    runner: &dyn RunSql,
+    request: &mut ChatRequest,
+    sql: &str,
+    max_rows: u32,
+    attempts: &mut Vec<Attempt>,
+) -> Result<Option<SqlAnswer>, TextToSqlError> {
+    let started = Instant::now();
+    add_empty_recheck(request, sql);
+    let completion = llm.complete(request).await?;
+    let Some(second) = extract_sql(&completion.text) else {
+        return Ok(None);
+    };
+    if normalise(&second) == normalise(sql) {
+        return Ok(None);
+    }
+    match runner.run(&second, max_rows).await {
+        Ok(result) => {
+            attempts.push(Attempt {
+                sql: second.clone(),
+                error: None,
+                elapsed_ms: millis(started),
+            });
+            if result.rows.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(SqlAnswer {
+                sql: second,
+                result,
+                attempts: attempts.clone(),
+            }))
+        }
+        Err(PeerError::Rejected { detail, .. }) => {
+            attempts.push(Attempt {
+                sql: second,
+                error: Some(detail),
+                elapsed_ms: millis(started),
+            });
+            Ok(None)
+        }
+        Err(other) => Err(TextToSqlError::Peer(other)),
+    }
+}
+
+fn normalise(sql: &str) -> String {
+    sql.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_lowercase()
+}
+
+fn millis(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,567 @@
+//! `POST /v1/ask` end to end: the real sql-exec and retrieve (separate apps, as in production)
+//! on a fresh copy of the demo database, real Redis and Chroma, and a scripted server in place
+//! of the paid LLM API (OpenAI's wire format). Covers repair, routing, citations, SSE, memory,
+//! the semantic cache, degraded dependencies, the fast 503 and bad input.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use quarry_ingest::pipeline::{IngestRequest, Ingestor, Trigger};
+use quarry_shared::docs::acl::Acl;
+use quarry_shared::docs::chroma::{ChromaIndex, VectorIndex};
+use quarry_shared::testing::llm_server::{Recorded, Reply, ScriptedLlm};
+use quarry_shared::testing::{self, spawn_app, token, TestApp, TestDb};
+use serde_json::{json, Value};
+
+const POLICY_DOC: &str = "Data retention policy. Customer invoices are kept for ten years. \
+    Web server logs are deleted after ninety days. Backups are kept for thirty-five days.";
+
+struct Stack {
+    _db: TestDb,
+    _peers: TestApp,
+    ask: TestApp,
+    llm: ScriptedLlm,
+}
+
+/// The peers (sql-exec + retrieve) and `ask` as two apps on one fresh database; `ask` talks to
+/// the scripted LLM. `extra` overrides `ask`'s settings.
+async fn stack(extra: &[(&str, &str)]) -> Stack {
+    let db = TestDb::from_template().await;
+    let peers = spawn_app(
+        testing::settings_for(&db, &[]),
+        vec![quarry_sql_exec::service(), quarry_retrieve::service()],
+    )
+    .await;
+    let llm = ScriptedLlm::start().await;
+    let llm_base = format!("{}v1", llm.url());
+    let mut vars: Vec<(&str, &str)> = vec![
+        ("OPENAI_BASE_URL", &llm_base),
+        ("OPENAI_MODEL", "scripted"),
+        ("SQL_EXEC_URL", &peers.base_url),
+        ("RETRIEVE_URL", &peers.base_url),
+        ("LLM_MAX_RETRIES", "0"),
+        ("LLM_TIMEOUT_MS", "5000"),
+    ];
+    vars.extend_from_slice(extra);
+    let ask = spawn_app(
+        testing::settings_for(&db, &vars),
+        vec![quarry_ask::service()],
+    )
+    .await;
+    Stack {
+        _db: db,
+        _peers: peers,
+        ask,
+        llm,
+    }
+}
+
+fn system(r: &Recorded) -> String {
+    r.body["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn last_user(r: &Recorded) -> String {
+    r.body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn is_sql_request(r: &Recorded) -> bool {
+    system(r).starts_with("You write PostgreSQL")
+}
+
+fn is_answer_request(r: &Recorded) -> bool {
+    system(r).starts_with("You answer questions for employees")
+}
+
+/// A model that writes a broken query first, then a correct one after seeing the error, and
+/// answers from the rows it is shown.
+fn chinook_model(r: &Recorded) -> Reply {
+    if is_sql_request(r) {
+        let user = last_user(r);
+        if user.contains("That query failed") {
+            return Reply::openai("```sql\nSELECT country, count(*) AS customers FROM customer GROUP BY country ORDER BY customers DESC, country;\n```");
+        }
+        if user.contains("2010") {
+            return Reply::openai("SELECT count(*) AS invoices FROM invoice WHERE extract(year FROM invoice_date) = 2010");
+        }
+        if user.contains("invoices") {
+            return Reply::openai("SELECT count(*) AS invoices FROM invoice WHERE extract(year FROM invoice_date) = 2009");
+        }
+        return Reply::openai(
+            "SELECT country, count(*) AS customers FROM customer GROUP BY nation",
+        );
+    }
+    if is_answer_request(r) {
+        let user = last_user(r);
+        if user.contains("Passages:") {
+            return Reply::openai("Web server logs are deleted after ninety days [1]. Invoices stay ten years [1][4].");
+        }
+        return Reply::openai("The USA has the most customers (13).");
+    }
+    Reply::openai("{\"route\": \"sql\"}")
+}
+
+async fn post(
+    app: &TestApp,
+    bearer: &str,
+    body: Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let response = reqwest::Client::new()
+        .post(app.url("/v1/ask"))
+        .bearer_auth(bearer)
+        .json(&body)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (
+        status,
+        headers,
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+fn admin() -> String {
+    token("alice", "admin", "emea")
+}
+
+#[tokio::test]
+async fn a_failed_query_is_repaired_with_the_exact_error() {
+    let s = stack(&[]).await;
+    s.llm.respond_with(chinook_model);
+    let (status, _, body) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "How many customers do we have in each country?"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["route"], "sql");
+    assert_eq!(body["answer"], "The USA has the most customers (13).");
+    let attempts = body["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{body}");
+    let first_error = attempts[0]["error"].as_str().unwrap();
+    assert!(first_error.contains("nation"), "{first_error}");
+    assert!(attempts[1].get("error").is_none());
+    assert_eq!(body["columns"][0]["name"], "country");
+    assert_eq!(body["rows"][0], json!(["USA", 13]));
+    assert_eq!(body["cached"], false);
+    for stage in ["schema", "route", "sql", "answer", "total"] {
+        assert!(body["timings_ms"].get(stage).is_some(), "{stage} in {body}");
+    }
+
+    let requests = s.llm.requests();
+    let sql_requests: Vec<&Recorded> = requests.iter().filter(|r| is_sql_request(r)).collect();
+    assert_eq!(sql_requests.len(), 2);
+    // The repair turn carries PostgreSQL's own words and the failed query.
+    assert!(last_user(sql_requests[1]).contains(first_error));
+    let schema = system(sql_requests[0]);
+    assert!(schema.contains("CREATE TABLE customer ("), "{schema}");
+    // The answer is written from the rows the model was shown.
+    let answer_request = requests.iter().find(|r| is_answer_request(r)).unwrap();
+    assert!(last_user(answer_request).contains("| USA | 13 |"));
+}
+
+#[tokio::test]
+async fn no_rows_reach_the_model_when_configured() {
+    let s = stack(&[("ASK_ROWS_TO_LLM", "0")]).await;
+    s.llm.respond_with(chinook_model);
+    let (status, _, body) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "How many customers do we have in each country?", "mode": "sql"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["answer"].as_str().unwrap().contains("rows"), "{body}");
+    assert_eq!(
+        body["rows"][0],
+        json!(["USA", 13]),
+        "the caller still gets the rows"
+    );
+    // The model wrote the query (it saw sample values in the schema) but no result row, and no
+    // answer was asked of it.
+    let requests = s.llm.requests();
+    assert!(!requests.is_empty());
+    assert!(requests
+        .iter()
+        .all(|r| !r.body.to_string().contains("| USA |")));
+    assert!(!requests.iter().any(is_answer_request));
+}
+
+#[tokio::test]
+async fn documents_are_cited_and_uncited_numbers_dropped() {
+    let s = stack(&[]).await;
+    let settings = &s.ask.state.settings;
+    let index: Option<Arc<dyn VectorIndex>> = match &settings.chroma_url {
+        Some(url) => ChromaIndex::connect(
+            reqwest::Client::new(),
+            url,
+            &settings.docs.chroma_collection,
+            settings.docs.chroma_timeout,
+        )
+        .await
+        .ok()
+        .map(|i| Arc::new(i) as Arc<dyn VectorIndex>),
+        None => None,
+    };
+    let ingestor = Ingestor::new(s.ask.state.db.clone(), index, &settings.docs);
+    ingestor
+        .ingest(IngestRequest {
+            source: "file:///policies/retention.txt".to_owned(),
+            bytes: Bytes::from_static(POLICY_DOC.as_bytes()),
+            file_name: Some("retention.txt".to_owned()),
+            declared_type: Some("text/plain".to_owned()),
+            acl: Some(Acl::parse("admin,analyst", "*").unwrap()),
+            trigger: Trigger::Cli,
+        })
+        .await
+        .unwrap();
+    s.llm.respond_with(chinook_model);
+    let (status, _, body) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "What is our data-retention policy for logs?"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["route"], "docs");
+    assert_eq!(
+        body["answer"],
+        "Web server logs are deleted after ninety days [1]. Invoices stay ten years [1]."
+    );
+    let citations = body["citations"].as_array().unwrap();
+    assert_eq!(citations.len(), 1, "{body}");
+    assert_eq!(citations[0]["n"], 1);
+    assert_eq!(citations[0]["source"], "file:///policies/retention.txt");
+    assert!(body["sql"].is_null());
+
+    // The catalog role may not see the document: nothing to cite, and no model call for it.
+    let before = s.llm.hits();
+    let (status, _, body) = post(
+        &s.ask,
+        &token("carl", "catalog", "emea"),
+        json!({"question": "What is our data-retention policy for logs?", "mode": "docs"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["citations"].as_array().unwrap().is_empty(), "{body}");
+    assert_eq!(s.llm.hits(), before);
+}
+
+#[tokio::test]
+async fn streams_route_sql_rows_tokens_and_done() {
+    let s = stack(&[]).await;
+    s.llm.respond_with(|r| {
+        if is_answer_request(r) {
+            return Reply::openai_stream(&["The USA ", "has 13."]);
+        }
+        chinook_model(r)
+    });
+    let response = reqwest::Client::new()
+        .post(s.ask.url("/v1/ask"))
+        .bearer_auth(admin())
+        .header("accept", "text/event-stream")
+        .json(&json!({"question": "How many customers do we have in each country?"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let text = response.text().await.unwrap();
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(
+        names,
+        ["route", "sql", "rows", "token", "token", "done"],
+        "{text}"
+    );
+    let done = text
+        .split("event: done\ndata: ")
+        .nth(1)
+        .and_then(|d| d.lines().next())
+        .unwrap();
+    let done: Value = serde_json::from_str(done).unwrap();
+    assert_eq!(done["answer"], "The USA has 13.");
+    assert_eq!(done["rows"][0], json!(["USA", 13]));
+}
+
+#[tokio::test]
+async fn follow_ups_see_the_session_and_memory_is_per_user() {
+    let s = stack(&[]).await;
+    s.llm.respond_with(chinook_model);
+    let alice = admin();
+    let (status, _, first) = post(
+        &s.ask,
+        &alice,
+        json!({"question": "How many invoices were there in 2009?", "session_id": "s1"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    let (status, _, second) = post(
+        &s.ask,
+        &alice,
+        json!({"question": "and in 2010?", "session_id": "s1"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    assert!(second["sql"].as_str().unwrap().contains("2010"));
+    // The follow-up's SQL request carried the earlier question and its SQL as turns.
+    let follow_up = s
+        .llm
+        .requests()
+        .into_iter()
+        .filter(|r| is_sql_request(r))
+        .last()
+        .unwrap();
+    let messages = follow_up.body["messages"].as_array().unwrap();
+    assert_eq!(
+        messages[1]["content"],
+        "How many invoices were there in 2009?"
+    );
+    assert!(messages[2]["content"].as_str().unwrap().contains("2009"));
+    assert_eq!(messages[3]["content"], "and in 2010?");
+
+    // Bob's session of the same name is his own.
+    let bob = token("bob", "admin", "emea");
+    let (_, _, _) = post(
+        &s.ask,
+        &bob,
+        json!({"question": "and in 2010?", "session_id": "s1"}),
+    )
+    .await;
+    let bobs = s
+        .llm
+        .requests()
+        .into_iter()
+        .filter(|r| is_sql_request(r))
+        .last()
+        .unwrap();
+    assert_eq!(
+        bobs.body["messages"].as_array().unwrap().len(),
+        2,
+        "{}",
+        bobs.body
+    );
+
+    // Facts: remembered, listed, invisible to Bob, deleted.
+    let (status, _, body) = post(
+        &s.ask,
+        &alice,
+        json!({"question": "Remember that I manage the EMEA accounts"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["answer"].as_str()),
+        (200, Some("I will remember that."))
+    );
+    let http = reqwest::Client::new();
+    let facts: Value = http
+        .get(s.ask.url("/v1/memory/facts"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(facts["facts"][0]["text"], "I manage the EMEA accounts");
+    let theirs: Value = http
+        .get(s.ask.url("/v1/memory/facts"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["facts"], json!([]));
+    let id = facts["facts"][0]["id"].as_str().unwrap();
+    let gone = http
+        .delete(s.ask.url(&format!("/v1/memory/facts/{id}")))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    let gone = http
+        .delete(s.ask.url(&format!("/v1/memory/facts/{id}")))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 204);
+    let bad = http
+        .delete(s.ask.url("/v1/memory/facts/not-a-uuid"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn the_cache_answers_repeats_but_not_negations_or_other_roles() {
+    let s = stack(&[]).await;
+    s.llm.respond_with(chinook_model);
+    let q = "How many customers do we have in each country?";
+    let (_, _, first) = post(&s.ask, &admin(), json!({"question": q})).await;
+    assert_eq!(first["cached"], false, "{first}");
+    let hits = s.llm.hits();
+    let started = Instant::now();
+    let (status, _, again) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "how many customers do we have in each country"}),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert_eq!(status, 200);
+    assert_eq!(again["cached"], true, "{again}");
+    assert_eq!(again["answer"], first["answer"]);
+    assert_eq!(s.llm.hits(), hits, "a hit calls no model");
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+
+    // Another region is another scope; a negated question is another question.
+    let (_, _, other_region) = post(
+        &s.ask,
+        &token("alice", "admin", "americas"),
+        json!({"question": q}),
+    )
+    .await;
+    assert_eq!(other_region["cached"], false);
+    let (_, _, negated) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "How many customers do we not have in each country?"}),
+    )
+    .await;
+    assert_eq!(negated["cached"], false, "{negated}");
+}
+
+#[tokio::test]
+async fn without_redis_answers_still_come_marked_degraded() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://127.0.0.1:{}/", closed.local_addr().unwrap().port());
+    drop(closed);
+    let s = stack(&[("REDIS_URL", &url)]).await;
+    s.llm.respond_with(chinook_model);
+    let (status, _, body) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "How many customers do we have in each country?", "session_id": "s2"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let degraded: Vec<&str> = body["degraded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert!(
+        degraded.contains(&"memory") && degraded.contains(&"cache"),
+        "{body}"
+    );
+    assert_eq!(body["answer"], "The USA has the most customers (13).");
+}
+
+#[tokio::test]
+async fn a_failing_model_is_a_fast_503_with_retry_after() {
+    let s = stack(&[
+        ("LLM_BREAKER_FAILURES", "1"),
+        ("LLM_BREAKER_COOLDOWN_SECS", "30"),
+    ])
+    .await;
+    s.llm.respond_with(|_| Reply::error(500, "model crashed"));
+    let (status, headers, body) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "How many customers do we have in each country?"}),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["type"], "urn:quarry:problem:llm-unavailable");
+    assert!(headers.contains_key("retry-after"));
+    let hits = s.llm.hits();
+    let started = Instant::now();
+    let (status, headers, _) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "How many tracks are there?"}),
+    )
+    .await;
+    assert_eq!(status, 503);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((25..=30).contains(&retry), "{retry}");
+    assert_eq!(s.llm.hits(), hits, "an open breaker sends nothing");
+    assert!(
+        !body.to_string().contains("model crashed"),
+        "the provider's words stay in the logs"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_problems() {
+    let s = stack(&[]).await;
+    for (body, expected, kind) in [
+        (json!({"question": "   "}), 400, "invalid-question"),
+        (
+            json!({"question": "x".repeat(2001)}),
+            400,
+            "invalid-question",
+        ),
+        (
+            json!({"question": "hi", "session_id": "a b"}),
+            400,
+            "invalid-session-id",
+        ),
+        (
+            json!({"question": "hi", "mode": "telepathy"}),
+            422,
+            "invalid-body",
+        ),
+        (
+            json!({"question": "hi", "sql": "DROP TABLE customer"}),
+            422,
+            "invalid-body",
+        ),
+        (json!({"session_id": "s"}), 422, "invalid-body"),
+    ] {
+        let (status, _, problem) = post(&s.ask, &admin(), body.clone()).await;
+        assert_eq!(status, expected, "{body} -> {problem}");
+        assert!(
+            problem["type"].as_str().unwrap().ends_with(kind),
+            "{body} -> {problem}"
+        );
+    }
+    let response = reqwest::Client::new()
+        .post(s.ask.url("/v1/ask"))
+        .json(&json!({"question": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(s.llm.hits(), 0);
+}
