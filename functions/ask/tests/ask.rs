@@ -326,7 +326,7 @@ async fn follow_ups_see_the_session_and_memory_is_per_user() {
         .llm
         .requests()
         .into_iter()
-        .filter(|r| is_sql_request(r))
+        .filter(is_sql_request)
         .last()
         .unwrap();
     let messages = follow_up.body["messages"].as_array().unwrap();
@@ -349,7 +349,7 @@ async fn follow_ups_see_the_session_and_memory_is_per_user() {
         .llm
         .requests()
         .into_iter()
-        .filter(|r| is_sql_request(r))
+        .filter(is_sql_request)
         .last()
         .unwrap();
     assert_eq!(
