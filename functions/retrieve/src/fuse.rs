@@ -179,7 +179,7 @@ mod tests {
         let fused = rrf(&[(&list, 1.0)], RRF_K);
         let order: Vec<Uuid> = fused.iter().map(|f| f.chunk_id).collect();
         assert_eq!(order, [id(5), id(6), id(7)]);
-        assert!((fused[0].score - 1.0 / 61.0).abs() < 1e-12);
+        assert!((fused[0].score - 1.0 / (RRF_K + 1.0)).abs() < 1e-12);
     }
 
     #[test]
