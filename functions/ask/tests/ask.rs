@@ -508,8 +508,9 @@ async fn a_failing_model_is_a_fast_503_with_retry_after() {
     )
     .await;
     assert_eq!(status, 503);
+    // Fast: well under the 5 s a provider attempt may take (the margin is for a loaded CI box).
     assert!(
-        started.elapsed() < Duration::from_millis(500),
+        started.elapsed() < Duration::from_secs(2),
         "{:?}",
         started.elapsed()
     );
