@@ -94,9 +94,7 @@ pub async fn add(
         ));
     }
     let engine = engine(&state).await?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = crate::unix_now();
     let fact = engine
         .memory
         .add_fact(&caller.principal.sub, text, now)

@@ -28,6 +28,7 @@ use crate::peers::{Forward, Passage, PeerError, ResultColumn, SqlResult};
 use crate::route::{self, Route};
 use crate::sql_prompt::{self, Example};
 use crate::text_to_sql::{self, Attempt, TextToSqlError};
+use crate::{millis, unix_now};
 
 /// Longest question accepted, in characters.
 const MAX_QUESTION_CHARS: usize = 2000;
@@ -625,16 +626,6 @@ fn empty_response(route: Route) -> AskResponse {
         degraded: Vec::new(),
         timings_ms: BTreeMap::new(),
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-fn millis(since: Instant) -> u64 {
-    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A peer's refusal of the caller passes through as the same kind of problem; anything else is

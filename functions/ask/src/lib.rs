@@ -39,6 +39,18 @@ use quarry_shared::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+/// Milliseconds since `since`, for `timings_ms` and attempts.
+pub(crate) fn millis(since: std::time::Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Now, in Unix seconds (when a fact was remembered).
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// This function, for the server.
 pub fn service() -> Service {
     Service {

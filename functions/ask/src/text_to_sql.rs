@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use quarry_shared::llm::{ChatRequest, LlmError, LlmProvider};
 use serde::{Deserialize, Serialize};
 
+use crate::millis;
 use crate::peers::{PeerError, SqlResult};
 use crate::sql_prompt::{add_empty_recheck, add_repair, extract_sql};
 
@@ -175,8 +176,4 @@ fn normalise(sql: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
         .to_ascii_lowercase()
-}
-
-fn millis(since: Instant) -> u64 {
-    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
