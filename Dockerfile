@@ -23,6 +23,10 @@ ARG RUST_IMAGE=rust:1-bookworm
 # ------------------------------------------------------------------------------------ build
 FROM ${RUST_IMAGE} AS builder
 ARG FUNCTION
+# llama.cpp (the local model in ask and the CLI) builds with CMake; bindgen needs libclang.
+RUN set -eu; apt-get update; \
+    apt-get install -y --no-install-recommends cmake clang libclang-dev; \
+    rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 # The cargo registry, git checkouts and target/ are BuildKit cache mounts: they survive between
@@ -63,7 +67,7 @@ ENTRYPOINT ["/usr/local/bin/app"]
 FROM debian:bookworm-slim AS base-ocr
 RUN set -eu; \
     apt-get update; \
-    apt-get install -y --no-install-recommends ca-certificates tesseract-ocr tesseract-ocr-eng poppler-utils; \
+    apt-get install -y --no-install-recommends ca-certificates libgomp1 tesseract-ocr tesseract-ocr-eng poppler-utils; \
     rm -rf /var/lib/apt/lists/*; \
     groupadd --system --gid 65532 quarry; \
     useradd --system --uid 65532 --gid quarry --home-dir /nonexistent --shell /usr/sbin/nologin quarry
@@ -85,6 +89,7 @@ COPY --from=builder /out/app /usr/local/bin/app
 FROM base-distroless AS runtime-index-advisor
 COPY --from=builder /out/app /usr/local/bin/app
 
+# distroless/cc carries libgomp1, the OpenMP runtime llama.cpp's threads need.
 FROM base-distroless AS runtime-ask
 COPY --from=builder /out/app /usr/local/bin/app
 COPY --from=model --chown=65532:65532 /models /models

