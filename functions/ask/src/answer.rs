@@ -43,7 +43,8 @@ pub struct Citation {
 
 const SYSTEM: &str = "You answer questions for employees of a company, using only the evidence \
 given: a SQL query with its result, and/or numbered passages from documents.\n\
-- Be concise: a sentence or a short list. State numbers exactly as they appear.\n\
+- Be concise: one or two sentences. The user also sees the result table, so summarise it (a \
+total, the top rows) instead of repeating every row. State numbers exactly as they appear.\n\
 - Never invent facts, rows or numbers that are not in the evidence.\n\
 - When you use a passage, cite it with its number in brackets, like [1] or [2][3].\n\
 - If the evidence does not answer the question, say so plainly.";
@@ -91,7 +92,7 @@ pub fn request(question: &str, evidence: &Evidence<'_>) -> ChatRequest {
     }
     let _ = write!(user, "Question: {question}");
     let mut request = ChatRequest::new(SYSTEM, user);
-    request.max_tokens = 400;
+    request.max_tokens = 300;
     request
 }
 

@@ -5,10 +5,10 @@
 //! | `SQL_EXEC_URL` | this server | base URL of the sql-exec function |
 //! | `RETRIEVE_URL` | this server | base URL of the retrieve function |
 //! | `ASK_MAX_ATTEMPTS` | 3 | queries tried per question (the first plus repairs) |
-//! | `ASK_ROWS_TO_LLM` | 20 | result rows the model sees when writing the answer; 0 = none ever |
+//! | `ASK_ROWS_TO_LLM` | 10 | result rows the model sees when writing the answer; 0 = none ever |
 //! | `ASK_MAX_ROWS` | 200 | result rows returned to the caller |
 //! | `ASK_TOP_K` | 6 | passages retrieved for a documents answer |
-//! | `ASK_LINK_ABOVE_TABLES` | 15 | schemas with more tables are linked to the question first |
+//! | `ASK_LINK_ABOVE_TABLES` | 40 | schemas with more tables are linked to the question first (below it the whole schema is one cached prompt prefix) |
 //! | `ASK_LINK_TABLES` | 6 | tables picked by similarity when linking (before bridges) |
 //! | `ASK_CACHE_THRESHOLD` | 0.92 | cosine similarity a cached question needs (same numbers, dates, negations too) |
 //! | `ASK_CACHE_TTL_SECS` | 86400 | how long cached answers live |
@@ -63,7 +63,7 @@ impl AskSettings {
                 1..=5,
             )?)
             .unwrap_or(3),
-            rows_to_llm: size("ASK_ROWS_TO_LLM", 20, 0..=500)?,
+            rows_to_llm: size("ASK_ROWS_TO_LLM", 10, 0..=500)?,
             max_rows: u32::try_from(ranged(
                 get("ASK_MAX_ROWS"),
                 "ASK_MAX_ROWS",
@@ -72,7 +72,7 @@ impl AskSettings {
             )?)
             .unwrap_or(200),
             top_k: size("ASK_TOP_K", 6, 1..=20)?,
-            link_above_tables: size("ASK_LINK_ABOVE_TABLES", 15, 1..=10_000)?,
+            link_above_tables: size("ASK_LINK_ABOVE_TABLES", 40, 1..=10_000)?,
             link_tables: size("ASK_LINK_TABLES", 6, 1..=100)?,
             cache_threshold: threshold(get("ASK_CACHE_THRESHOLD"))?,
             cache_ttl: std::time::Duration::from_secs(ranged(
@@ -113,7 +113,7 @@ mod tests {
         let s = load(&[]).unwrap();
         assert_eq!(
             (s.max_attempts, s.rows_to_llm, s.max_rows, s.top_k),
-            (3, 20, 200, 6)
+            (3, 10, 200, 6)
         );
         assert_eq!(s.sql_exec_url, None);
         assert_eq!(load(&[("ASK_ROWS_TO_LLM", "0")]).unwrap().rows_to_llm, 0);
