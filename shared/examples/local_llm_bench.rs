@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
         threads,
         context: 4096,
         queue: 4,
+        timeout: std::time::Duration::from_secs(300),
     };
     let started = Instant::now();
     let model = tokio::task::spawn_blocking(move || LocalProvider::load(&settings)).await??;

@@ -28,6 +28,7 @@ fn settings(queue: usize) -> LocalSettings {
         threads: 0,
         context: 2048,
         queue,
+        timeout: std::time::Duration::from_secs(300),
     }
 }
 

@@ -35,6 +35,7 @@ pub mod schema_context;
 pub mod sql_prompt;
 pub mod text_to_sql;
 
+use quarry_shared::config::llm::ProviderKind;
 use quarry_shared::service::{Dependency, RequestLimits, Service};
 use quarry_shared::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -63,11 +64,16 @@ pub fn service() -> Service {
 }
 
 /// A question may need several model calls (route, queries, answer), each up to
-/// `LLM_TIMEOUT_MS`: the deadline is three of those, or `REQUEST_TIMEOUT_SECS` if longer.
+/// `LLM_TIMEOUT_MS` (`LOCAL_LLM_TIMEOUT_MS` for the local model): the deadline is three of the
+/// longest, or `REQUEST_TIMEOUT_SECS` if longer.
 fn limits(settings: &quarry_shared::config::Settings) -> RequestLimits {
     let standard = RequestLimits::standard(settings);
+    let mut per_call = settings.llm.attempt_timeout;
+    if settings.llm.providers.contains(&ProviderKind::Local) {
+        per_call = per_call.max(settings.llm.local.timeout);
+    }
     RequestLimits {
-        timeout: standard.timeout.max(settings.llm.attempt_timeout * 3),
+        timeout: standard.timeout.max(per_call * 3),
         ..standard
     }
 }

@@ -8,7 +8,7 @@
 //! | `ASK_ROWS_TO_LLM` | 10 | result rows the model sees when writing the answer; 0 = none ever |
 //! | `ASK_MAX_ROWS` | 200 | result rows returned to the caller |
 //! | `ASK_TOP_K` | 6 | passages retrieved for a documents answer |
-//! | `ASK_LINK_ABOVE_TABLES` | 40 | schemas with more tables are linked to the question first (below it the whole schema is one cached prompt prefix) |
+//! | `ASK_LINK_ABOVE_TABLES` | 30 | schemas with more tables are linked to the question first (below it the whole schema is one cached prompt prefix) |
 //! | `ASK_LINK_TABLES` | 6 | tables picked by similarity when linking (before bridges) |
 //! | `ASK_CACHE_THRESHOLD` | 0.92 | cosine similarity a cached question needs (same numbers, dates, negations too) |
 //! | `ASK_CACHE_TTL_SECS` | 86400 | how long cached answers live |
@@ -72,7 +72,7 @@ impl AskSettings {
             )?)
             .unwrap_or(200),
             top_k: size("ASK_TOP_K", 6, 1..=20)?,
-            link_above_tables: size("ASK_LINK_ABOVE_TABLES", 40, 1..=10_000)?,
+            link_above_tables: size("ASK_LINK_ABOVE_TABLES", 30, 1..=10_000)?,
             link_tables: size("ASK_LINK_TABLES", 6, 1..=100)?,
             cache_threshold: threshold(get("ASK_CACHE_THRESHOLD"))?,
             cache_ttl: std::time::Duration::from_secs(ranged(

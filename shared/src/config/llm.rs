@@ -13,7 +13,8 @@
 //! | `OPENAI_MODEL` | — | the model name it serves (required with `OPENAI_BASE_URL`) |
 //! | `LOCAL_LLM_MODEL` | `$QUARRY_MODELS_DIR/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf` | GGUF file of the local model |
 //! | `LOCAL_LLM_THREADS` | all cores | llama.cpp threads |
-//! | `LOCAL_LLM_CONTEXT` | 4096 | context window in tokens |
+//! | `LOCAL_LLM_CONTEXT` | 8192 | context window in tokens (the schema prompt of a 30-table database is ~6,000) |
+//! | `LOCAL_LLM_TIMEOUT_MS` | 300000 | deadline of one local call, queueing included |
 //! | `LOCAL_LLM_QUEUE` | 8 | requests that may wait for the local model before 503 |
 //! | `LLM_TIMEOUT_MS` | 60000 | deadline of one attempt (and between two streamed pieces) |
 //! | `LLM_MAX_RETRIES` | 2 | retries of a transient failure |
@@ -94,6 +95,10 @@ pub struct LocalSettings {
     pub context: u32,
     /// Requests that may wait for the model.
     pub queue: usize,
+    /// Deadline of one call, queueing included. Longer than a remote provider's: the first
+    /// prompt over a schema evaluates thousands of tokens on a small CPU (a minute or more), and
+    /// a call given up on wastes that work.
+    pub timeout: Duration,
 }
 
 /// Every language-model setting, validated.
@@ -229,7 +234,7 @@ impl LlmSettings {
             context: to_u32(ranged(
                 get("LOCAL_LLM_CONTEXT"),
                 "LOCAL_LLM_CONTEXT",
-                4096,
+                8192,
                 512..=32_768,
             )?),
             queue: to_usize(ranged(
@@ -238,6 +243,12 @@ impl LlmSettings {
                 8,
                 1..=10_000,
             )?),
+            timeout: ranged_millis(
+                get("LOCAL_LLM_TIMEOUT_MS"),
+                "LOCAL_LLM_TIMEOUT_MS",
+                300_000,
+                1_000..=3_600_000,
+            )?,
         };
         let retry_base = ranged_millis(
             get("LLM_RETRY_BASE_MS"),

@@ -85,8 +85,10 @@ pub fn chain(
         };
         let mut member_policy = policy;
         if *kind == ProviderKind::Local {
-            // Retrying an in-process model that timed out only lengthens its queue.
+            // Retrying an in-process model that timed out only lengthens its queue; its deadline
+            // is its own (a cold schema prompt takes minutes on a small CPU).
             member_policy.retry.max_retries = 0;
+            member_policy.attempt_timeout = settings.local.timeout;
         }
         members.push(Arc::new(Resilient::new(provider, member_policy)));
     }

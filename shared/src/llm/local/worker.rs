@@ -210,18 +210,19 @@ impl Session<'_> {
             .evaluated
             .fetch_add(evaluated as u64, Ordering::Relaxed);
         let prompt_started = Instant::now();
-        // Evaluate up to the end of the system turn first when its state is worth keeping.
+        // Evaluate up to the end of the system turn first when its state is worth keeping, and
+        // finish it even if the caller leaves meanwhile: it is the expensive, shared part (a
+        // schema prompt can take a minute cold), and abandoning it would make the next caller,
+        // given the same deadline, abandon it again.
         if reused < system_len && !self.prefixes.contains(&ids(&tokens[..system_len])) {
-            if !self.evaluate(&tokens[reused..system_len], &job.events)? {
-                return Ok(None);
-            }
+            self.evaluate(&tokens[reused..system_len], None)?;
             match self.ctx.state_seq_get(0, LlamaStateSeqFlags::empty()) {
                 Ok(state) => self.prefixes.insert(ids(&tokens[..system_len]), state),
                 Err(e) => tracing::warn!(error = %e, "could not save the prompt prefix state"),
             }
         }
         let from = self.held.len();
-        if !self.evaluate(&tokens[from..], &job.events)? {
+        if !self.evaluate(&tokens[from..], Some(&job.events))? {
             return Ok(None);
         }
         let prompt_ms = prompt_started.elapsed().as_millis() as u64;
@@ -248,7 +249,7 @@ impl Session<'_> {
             if !piece.is_empty() && job.events.send(Event::Piece(piece)).is_err() {
                 return Ok(None);
             }
-            if !self.evaluate(&[token], &job.events)? {
+            if !self.evaluate(&[token], Some(&job.events))? {
                 return Ok(None);
             }
             logits_index = 0;
@@ -309,15 +310,15 @@ impl Session<'_> {
     }
 
     /// Evaluates `tokens` after what sequence 0 holds, in batches, with logits for the last one.
-    /// `Ok(false)` when the caller went away between batches.
+    /// `Ok(false)` when the caller (`events`, if given) went away between batches.
     fn evaluate(
         &mut self,
         tokens: &[LlamaToken],
-        events: &tokio::sync::mpsc::UnboundedSender<Event>,
+        events: Option<&tokio::sync::mpsc::UnboundedSender<Event>>,
     ) -> Result<bool, LlmError> {
         let mut batch = LlamaBatch::new(BATCH, 1);
         for (chunk_index, chunk) in tokens.chunks(BATCH).enumerate() {
-            if events.is_closed() {
+            if events.is_some_and(tokio::sync::mpsc::UnboundedSender::is_closed) {
                 return Ok(false);
             }
             let last_chunk = (chunk_index + 1) * BATCH >= tokens.len();
@@ -473,5 +474,37 @@ fn internal(message: &str) -> LlmError {
         provider: NAME.to_owned(),
         status: 500,
         retry_after: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_takes_the_highest_logits_best_first() {
+        let top = top_k(&[0.1, 3.0, -1.0, 2.0, f32::NEG_INFINITY], 2);
+        let ids: Vec<i32> = top.iter().map(|d| d.id().0).collect();
+        assert_eq!(ids, [1, 3]);
+        assert_eq!(top_k(&[1.0], 64).len(), 1);
+        assert!(top_k(&[], 4).is_empty());
+    }
+
+    #[test]
+    fn the_best_allowed_token_skips_what_the_grammar_removed() {
+        let candidates = LlamaTokenDataArray::new(
+            vec![
+                LlamaTokenData::new(LlamaToken(7), f32::NEG_INFINITY, 0.0),
+                LlamaTokenData::new(LlamaToken(8), 1.5, 0.0),
+                LlamaTokenData::new(LlamaToken(9), 0.5, 0.0),
+            ],
+            false,
+        );
+        assert_eq!(best_allowed(&candidates), Some(LlamaToken(8)));
+        let none = LlamaTokenDataArray::new(
+            vec![LlamaTokenData::new(LlamaToken(1), f32::NEG_INFINITY, 0.0)],
+            false,
+        );
+        assert_eq!(best_allowed(&none), None);
     }
 }
