@@ -149,8 +149,9 @@ impl Worker {
                 }
             };
             record_job(&self.job_ms, started.elapsed());
-            let _ = job.events.send(event);
+            // Counted before the caller hears the outcome, so stats read after an answer include it.
             self.counters.jobs.fetch_add(1, Ordering::Relaxed);
+            let _ = job.events.send(event);
         }
     }
 }
