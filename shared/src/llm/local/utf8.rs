@@ -23,7 +23,7 @@ impl Utf8Pieces {
                 }
                 Err(e) => {
                     let valid = e.valid_up_to();
-                    // Safe by construction: from_utf8 vouched for the first `valid` bytes.
+                    // Valid by from_utf8's word, so the lossy conversion changes nothing.
                     out.push_str(&String::from_utf8_lossy(&self.pending[..valid]));
                     match e.error_len() {
                         // An incomplete character at the end: wait for the next piece.
