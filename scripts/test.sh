@@ -29,15 +29,31 @@ export RUSTC_WORKSPACE_WRAPPER="$clippy_driver"
 # The argument list cargo-clippy hands to clippy-driver, in its own encoding.
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 
-step "build + clippy -D warnings (all targets)"
-cargo build --workspace --all-targets
-
-# The auth function as a wasi:http component (release, as deployed). Built here rather than from
-# inside the test that runs it, so its build time shows as a step of its own and no test spends
+# The auth function as a wasi:http component (release, as deployed), built beside the native
+# build in a target directory of its own (cargo builds one thing at a time per target
+# directory): it compiles mostly one crate at a time, which fills the core the native build
+# leaves idle. Built here rather than from inside the test that runs it, so no test spends
 # minutes compiling; functions/auth/wasm-test finds it through QUARRY_AUTH_WASM.
+wasm_target="${CARGO_TARGET_DIR:-$QUARRY_REPO/target}/wasm-component"
+wasm_log="$(mktemp)"
+cargo build -p quarry-auth --target wasm32-wasip2 --release --no-default-features --features wasm \
+  --target-dir "$wasm_target" >"$wasm_log" 2>&1 &
+wasm_pid=$!
+trap 'kill "$wasm_pid" 2>/dev/null || true' EXIT
+
+step "build + clippy -D warnings (all targets; the wasm component beside it)"
+# --timings: target/cargo-timings/ shows where a slow cold build spent its time.
+cargo build --workspace --all-targets --timings
+
 step "wasm component (quarry-auth, wasm32-wasip2) + clippy"
-cargo build -p quarry-auth --target wasm32-wasip2 --release --no-default-features --features wasm
-export QUARRY_AUTH_WASM="${CARGO_TARGET_DIR:-$QUARRY_REPO/target}/wasm32-wasip2/release/quarry_auth.wasm"
+if ! wait "$wasm_pid"; then
+  cat "$wasm_log" >&2
+  die "the auth component did not build (above)"
+fi
+trap - EXIT
+tail -n 3 "$wasm_log" >&2
+rm -f "$wasm_log"
+export QUARRY_AUTH_WASM="$wasm_target/wasm32-wasip2/release/quarry_auth.wasm"
 ls -l "$QUARRY_AUTH_WASM" >&2
 
 step "template database $QUARRY_TEST_TEMPLATE"
@@ -61,5 +77,13 @@ done < <(curl -fsS "$collections_url?limit=100000" | python3 -c 'import json,sys
 # Includes functions/auth/wasm-test (the component under wasmtime against the native function) and
 # functions/auth/tests/lambda.rs (the router under lambda_http; quarry-auth's dev-dependencies turn
 # on quarry-shared's `lambda` feature, so it needs no build of its own).
+# The tests that run a language model go last, on their own: each uses every core for seconds
+# to minutes, and beside the rest of the suite (OCR, ingest, load tests) a cold whole-schema
+# prompt took longer than any sane deadline. Both runs go to the end before the verdict.
+llm_tests='binary(local_llm) | test(/local_model/)'
+status=0
 step "tests"
-cargo nextest run --workspace --no-fail-fast
+cargo nextest run --workspace --no-fail-fast -E "not ($llm_tests)" || status=$?
+step "tests with a language model"
+cargo nextest run --workspace --no-fail-fast -E "$llm_tests" || status=$?
+exit "$status"

@@ -80,7 +80,7 @@ impl Drop for Dev {
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
-        .timeout(Duration::from_secs(180))
+        .timeout(Duration::from_secs(400))
         .build()
         .unwrap()
 }
