@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
         context: 4096,
         queue: 4,
         timeout: std::time::Duration::from_secs(300),
+        prefix_cache_bytes: 512 << 20,
     };
     let started = Instant::now();
     let model = tokio::task::spawn_blocking(move || LocalProvider::load(&settings)).await??;

@@ -29,6 +29,7 @@ fn settings(queue: usize) -> LocalSettings {
         context: 2048,
         queue,
         timeout: std::time::Duration::from_secs(300),
+        prefix_cache_bytes: 512 << 20,
     }
 }
 

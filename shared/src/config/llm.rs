@@ -16,6 +16,7 @@
 //! | `LOCAL_LLM_CONTEXT` | 8192 | context window in tokens (the schema prompt of a 30-table database is ~6,000) |
 //! | `LOCAL_LLM_TIMEOUT_MS` | 300000 | deadline of one local call, queueing included |
 //! | `LOCAL_LLM_QUEUE` | 8 | requests that may wait for the local model before 503 |
+//! | `LOCAL_LLM_PREFIX_CACHE_MB` | 512 | memory for saved prompt prefixes (KV states; 0 = none) |
 //! | `LLM_TIMEOUT_MS` | 60000 | deadline of one attempt (and between two streamed pieces) |
 //! | `LLM_MAX_RETRIES` | 2 | retries of a transient failure |
 //! | `LLM_RETRY_BASE_MS` / `LLM_RETRY_MAX_MS` | 250 / 4000 | backoff ceiling of the first retry / of any wait |
@@ -99,6 +100,9 @@ pub struct LocalSettings {
     /// prompt over a schema evaluates thousands of tokens on a small CPU (a minute or more), and
     /// a call given up on wastes that work.
     pub timeout: Duration,
+    /// Bytes the saved prompt-prefix states may take together. A state grows with its prompt
+    /// (the 1.5B model keeps ~28 KiB per token: ~84 MiB for a 3,000-token schema prompt).
+    pub prefix_cache_bytes: usize,
 }
 
 /// Every language-model setting, validated.
@@ -249,6 +253,13 @@ impl LlmSettings {
                 300_000,
                 1_000..=3_600_000,
             )?,
+            prefix_cache_bytes: to_usize(ranged(
+                get("LOCAL_LLM_PREFIX_CACHE_MB"),
+                "LOCAL_LLM_PREFIX_CACHE_MB",
+                512,
+                0..=65_536,
+            )?)
+            .saturating_mul(1 << 20),
         };
         let retry_base = ranged_millis(
             get("LLM_RETRY_BASE_MS"),
@@ -385,6 +396,7 @@ mod tests {
             Path::new("/models").join(DEFAULT_LOCAL_MODEL)
         );
         assert_eq!(s.local.queue, 8);
+        assert_eq!(s.local.prefix_cache_bytes, 512 << 20);
         assert_eq!(s.attempt_timeout, Duration::from_secs(60));
     }
 
@@ -428,6 +440,14 @@ mod tests {
                 "LLM_RETRY_MAX_MS",
             ),
             (vec![("LOCAL_LLM_QUEUE", "0")], "LOCAL_LLM_QUEUE"),
+            (
+                vec![("LOCAL_LLM_PREFIX_CACHE_MB", "lots")],
+                "LOCAL_LLM_PREFIX_CACHE_MB",
+            ),
+            (
+                vec![("LOCAL_LLM_PREFIX_CACHE_MB", "100000")],
+                "LOCAL_LLM_PREFIX_CACHE_MB",
+            ),
         ] {
             assert_eq!(load(&vars).unwrap_err().var, var, "{vars:?}");
         }

@@ -32,8 +32,9 @@ use crate::config::llm::LocalSettings;
 /// The provider's name in logs, metrics and errors.
 pub const NAME: &str = "local";
 
-/// Prefix states kept (each is the KV cache of one system turn: ~28 KiB per token for the 1.5B
-/// model, so ~30 MiB for a 1,100-token schema prompt).
+/// Most prefix states kept, whatever their size; `LocalSettings::prefix_cache_bytes` bounds
+/// their memory (each is the KV cache of one system turn: ~28 KiB per token for the 1.5B model,
+/// so ~30 MiB for a 1,100-token schema prompt).
 pub const PREFIX_CACHE_ENTRIES: usize = 8;
 
 /// Why the model could not be loaded.
@@ -221,7 +222,9 @@ impl LocalProvider {
     }
 }
 
-fn stopped() -> LlmError {
+/// The error a caller gets when the model cannot serve it (the worker is gone or llama.cpp failed):
+/// a 500 whose details stay in the log.
+pub(super) fn stopped() -> LlmError {
     LlmError::Server {
         provider: NAME.to_owned(),
         status: 500,

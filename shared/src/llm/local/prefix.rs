@@ -7,19 +7,26 @@
 
 use std::collections::VecDeque;
 
-/// A least-recently-used cache of states keyed by the token sequence that produced them.
+/// A least-recently-used cache of states keyed by the token sequence that produced them, bounded
+/// by a number of entries and by the bytes the states take together.
 #[derive(Debug)]
 pub struct PrefixCache<S> {
-    entries: VecDeque<(Vec<i32>, S)>,
+    /// Prefix, state and the state's size in bytes; least recently used first.
+    entries: VecDeque<(Vec<i32>, S, usize)>,
     capacity: usize,
+    budget: usize,
+    bytes: usize,
 }
 
 impl<S> PrefixCache<S> {
-    /// An empty cache holding at most `capacity` states (0 disables it).
-    pub fn new(capacity: usize) -> Self {
+    /// An empty cache holding at most `capacity` states of at most `budget` bytes in all
+    /// (either 0 disables it).
+    pub fn new(capacity: usize, budget: usize) -> Self {
         Self {
-            entries: VecDeque::with_capacity(capacity),
+            entries: VecDeque::with_capacity(capacity.min(64)),
             capacity,
+            budget,
+            bytes: 0,
         }
     }
 
@@ -30,34 +37,51 @@ impl<S> PrefixCache<S> {
             .entries
             .iter()
             .enumerate()
-            .filter(|(_, (prefix, _))| tokens.starts_with(prefix))
-            .map(|(i, (prefix, _))| (i, prefix.len()))
+            .filter(|(_, (prefix, _, _))| tokens.starts_with(prefix))
+            .map(|(i, (prefix, _, _))| (i, prefix.len()))
             .max_by_key(|&(_, len)| len)?;
         let entry = self.entries.remove(index)?;
         self.entries.push_back(entry);
-        self.entries.back().map(|(_, state)| (len, state))
+        self.entries.back().map(|(_, state, _)| (len, state))
     }
 
     /// Whether `prefix` is cached (without touching recency).
     pub fn contains(&self, prefix: &[i32]) -> bool {
-        self.entries.iter().any(|(p, _)| p == prefix)
+        self.entries.iter().any(|(p, _, _)| p == prefix)
     }
 
-    /// Caches `state` for `prefix`, dropping the least recently used entry when full.
-    pub fn insert(&mut self, prefix: Vec<i32>, state: S) {
-        if self.capacity == 0 {
+    /// Caches `state` (`size` bytes) for `prefix`, dropping least recently used entries until
+    /// both bounds hold. A state larger than the whole budget is not kept.
+    pub fn insert(&mut self, prefix: Vec<i32>, state: S, size: usize) {
+        if self.capacity == 0 || size > self.budget {
             return;
         }
-        self.entries.retain(|(p, _)| *p != prefix);
-        while self.entries.len() >= self.capacity {
-            self.entries.pop_front();
+        if let Some(index) = self.entries.iter().position(|(p, _, _)| *p == prefix) {
+            self.remove(index);
         }
-        self.entries.push_back((prefix, state));
+        while self.entries.len() >= self.capacity || self.bytes + size > self.budget {
+            if self.remove(0).is_none() {
+                break;
+            }
+        }
+        self.bytes += size;
+        self.entries.push_back((prefix, state, size));
+    }
+
+    fn remove(&mut self, index: usize) -> Option<S> {
+        let (_, state, size) = self.entries.remove(index)?;
+        self.bytes -= size;
+        Some(state)
     }
 
     /// Number of cached states.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Bytes the cached states take.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Whether nothing is cached.
@@ -77,10 +101,10 @@ mod tests {
 
     #[test]
     fn the_longest_matching_prefix_wins() {
-        let mut cache = PrefixCache::new(4);
-        cache.insert(vec![1, 2], "short");
-        cache.insert(vec![1, 2, 3], "long");
-        cache.insert(vec![9], "other");
+        let mut cache = PrefixCache::new(4, 100);
+        cache.insert(vec![1, 2], "short", 1);
+        cache.insert(vec![1, 2, 3], "long", 1);
+        cache.insert(vec![9], "other", 1);
         assert_eq!(cache.longest(&[1, 2, 3, 4]), Some((3, &"long")));
         assert_eq!(cache.longest(&[1, 2, 4]), Some((2, &"short")));
         assert_eq!(cache.longest(&[2]), None);
@@ -90,11 +114,11 @@ mod tests {
 
     #[test]
     fn the_least_recently_used_entry_goes_first() {
-        let mut cache = PrefixCache::new(2);
-        cache.insert(vec![1], 'a');
-        cache.insert(vec![2], 'b');
+        let mut cache = PrefixCache::new(2, 100);
+        cache.insert(vec![1], 'a', 1);
+        cache.insert(vec![2], 'b', 1);
         assert!(cache.longest(&[1, 5]).is_some()); // `a` is now the most recent
-        cache.insert(vec![3], 'c');
+        cache.insert(vec![3], 'c', 1);
         assert!(cache.contains(&[1]));
         assert!(!cache.contains(&[2]));
         assert!(cache.contains(&[3]));
@@ -103,14 +127,34 @@ mod tests {
 
     #[test]
     fn reinserting_replaces_and_zero_capacity_keeps_nothing() {
-        let mut cache = PrefixCache::new(2);
-        cache.insert(vec![1], 'a');
-        cache.insert(vec![1], 'b');
+        let mut cache = PrefixCache::new(2, 100);
+        cache.insert(vec![1], 'a', 1);
+        cache.insert(vec![1], 'b', 1);
         assert_eq!(cache.len(), 1);
         assert_eq!(cache.longest(&[1]), Some((1, &'b')));
-        let mut off = PrefixCache::new(0);
-        off.insert(vec![1], 'a');
+        let mut off = PrefixCache::new(0, 100);
+        off.insert(vec![1], 'a', 1);
         assert!(off.is_empty());
+    }
+
+    #[test]
+    fn the_byte_budget_evicts_the_oldest_and_refuses_what_cannot_fit() {
+        let mut cache = PrefixCache::new(8, 100);
+        cache.insert(vec![1], 'a', 40);
+        cache.insert(vec![2], 'b', 40);
+        assert_eq!(cache.bytes(), 80);
+        cache.insert(vec![3], 'c', 40);
+        assert!(!cache.contains(&[1]), "the oldest made room");
+        assert_eq!((cache.len(), cache.bytes()), (2, 80));
+        cache.insert(vec![4], 'd', 101);
+        assert!(!cache.contains(&[4]), "larger than the whole budget");
+        assert_eq!((cache.len(), cache.bytes()), (2, 80));
+        cache.insert(vec![2], 'B', 10);
+        assert_eq!(
+            (cache.len(), cache.bytes()),
+            (2, 50),
+            "a replaced entry's bytes are freed"
+        );
     }
 
     #[test]

@@ -119,8 +119,9 @@ impl Worker {
             model: &model,
             ctx,
             held: Vec::new(),
-            prefixes: PrefixCache::new(PREFIX_CACHE_ENTRIES),
+            prefixes: PrefixCache::new(PREFIX_CACHE_ENTRIES, self.settings.prefix_cache_bytes),
             last_batch_len: 0,
+            batch: LlamaBatch::new(BATCH, 1),
         };
         while let Ok(job) = queue.recv() {
             let depth = self
@@ -166,6 +167,8 @@ struct Session<'m> {
     prefixes: PrefixCache<SeqState>,
     /// Tokens in the last decoded batch: the logits of its last token are at this minus one.
     last_batch_len: usize,
+    /// The batch every decode fills: allocated once, as generation decodes one token at a time.
+    batch: LlamaBatch<'static>,
 }
 
 impl Session<'_> {
@@ -218,7 +221,13 @@ impl Session<'_> {
         if reused < system_len && !self.prefixes.contains(&ids(&tokens[..system_len])) {
             self.evaluate(&tokens[reused..system_len], None)?;
             match self.ctx.state_seq_get(0, LlamaStateSeqFlags::empty()) {
-                Ok(state) => self.prefixes.insert(ids(&tokens[..system_len]), state),
+                Ok(state) => {
+                    let size = state.byte_len();
+                    self.prefixes
+                        .insert(ids(&tokens[..system_len]), state, size);
+                    metrics::gauge!("llm_local_prefix_cache_bytes")
+                        .set(self.prefixes.bytes() as f64);
+                }
                 Err(e) => tracing::warn!(error = %e, "could not save the prompt prefix state"),
             }
         }
@@ -317,21 +326,20 @@ impl Session<'_> {
         tokens: &[LlamaToken],
         events: Option<&tokio::sync::mpsc::UnboundedSender<Event>>,
     ) -> Result<bool, LlmError> {
-        let mut batch = LlamaBatch::new(BATCH, 1);
         for (chunk_index, chunk) in tokens.chunks(BATCH).enumerate() {
             if events.is_some_and(tokio::sync::mpsc::UnboundedSender::is_closed) {
                 return Ok(false);
             }
             let last_chunk = (chunk_index + 1) * BATCH >= tokens.len();
-            batch.clear();
+            self.batch.clear();
             for (i, token) in chunk.iter().enumerate() {
                 let pos = i32::try_from(self.held.len() + i).unwrap_or(i32::MAX);
                 let logits = last_chunk && i + 1 == chunk.len();
-                batch
+                self.batch
                     .add(*token, pos, &[0], logits)
                     .map_err(|e| internal(&e.to_string()))?;
             }
-            if let Err(e) = self.ctx.decode(&mut batch) {
+            if let Err(e) = self.ctx.decode(&mut self.batch) {
                 self.forget();
                 return Err(internal(&format!("decode failed: {e}")));
             }
@@ -471,11 +479,7 @@ fn ids(tokens: &[LlamaToken]) -> Vec<i32> {
 
 fn internal(message: &str) -> LlmError {
     tracing::warn!(message, "local model error");
-    LlmError::Server {
-        provider: NAME.to_owned(),
-        status: 500,
-        retry_after: None,
-    }
+    super::stopped()
 }
 
 #[cfg(test)]
