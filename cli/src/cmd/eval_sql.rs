@@ -180,7 +180,7 @@ pub async fn run(args: &SqlArgs) -> anyhow::Result<()> {
             let line = json!({
                 "id": q.id, "question": q.question, "gold": q.sql, "status": status,
                 "sql": body["sql"], "attempts": attempts, "first_correct": first,
-                "correct": last, "latency_s": latency,
+                "correct": last, "latency_s": latency, "timings_ms": body["timings_ms"],
                 "problem": if status == 200 { Value::Null } else { body.clone() },
             });
             writeln!(file, "{line}")?;

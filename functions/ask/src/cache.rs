@@ -66,6 +66,28 @@ impl SemanticCache {
         format!("{}:cache:{scope}:a:{id}", self.prefix)
     }
 
+    /// The answer stored for exactly the question `normalised` ([`crate::cache_key::normalise`])
+    /// in `scope`. Equal texts have equal signatures, so this needs no comparison and no
+    /// embedding: a repeated question is answered with two Redis reads.
+    ///
+    /// # Errors
+    /// [`RedisUnavailable`].
+    pub async fn lookup_exact(
+        &self,
+        scope: &str,
+        normalised: &str,
+    ) -> Result<Option<String>, RedisUnavailable> {
+        let answer_key = self.answer_key(scope, &entry_id(normalised));
+        self.redis
+            .run(|mut conn| async move {
+                redis::cmd("GET")
+                    .arg(&answer_key)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await
+    }
+
     /// The cached answer for a question with `embedding` and `signature` in `scope`, if any.
     ///
     /// # Errors
@@ -129,10 +151,7 @@ impl SemanticCache {
         signature: &Signature,
         answer: &str,
     ) -> Result<(), RedisUnavailable> {
-        let id: String = Sha256::digest(normalised.as_bytes())[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let id = entry_id(normalised);
         let bytes: Vec<u8> = quantise(embedding).into_iter().map(|v| v as u8).collect();
         let entry = Entry {
             sig: signature.clone(),
@@ -160,4 +179,12 @@ impl SemanticCache {
             })
             .await
     }
+}
+
+/// The key of a question's entry: its normalised text, hashed.
+fn entry_id(normalised: &str) -> String {
+    Sha256::digest(normalised.as_bytes())[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -5,13 +5,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use quarry_shared::config::ask::AskSettings;
 use quarry_shared::http::ApiError;
-use quarry_shared::llm::{build, LlmProvider};
+use quarry_shared::llm::{build, gbnf, LlmProvider};
 use quarry_shared::sql::schema::SchemaView;
 use quarry_shared::state::AppState;
 
@@ -39,6 +39,9 @@ pub struct SchemaContext {
     /// One embedding per table of its description ([`schema_context::describe`]), for linking;
     /// `None` when the embedder is unavailable (then nothing is linked away).
     embeddings: Option<Vec<Vec<f32>>>,
+    /// The SQL grammar over every table, built on first use: the same for every question of a
+    /// schema small enough not to be linked.
+    whole_grammar: OnceLock<String>,
 }
 
 impl SchemaContext {
@@ -54,6 +57,7 @@ impl SchemaContext {
             tables,
             words,
             embeddings,
+            whole_grammar: OnceLock::new(),
         }
     }
 
@@ -77,6 +81,18 @@ impl SchemaContext {
     /// The DDL of `linked` tables.
     pub fn ddl(&self, linked: &[usize]) -> String {
         schema_context::render(&self.view, linked)
+    }
+
+    /// The local model's SQL grammar for `linked` tables, whose names are `identifiers`
+    /// ([`Self::identifiers`]).
+    pub fn grammar(&self, linked: &[usize], identifiers: &[String]) -> String {
+        if linked.len() == self.view.tables.len() {
+            self.whole_grammar
+                .get_or_init(|| gbnf::sql::grammar(identifiers))
+                .clone()
+        } else {
+            gbnf::sql::grammar(identifiers)
+        }
     }
 
     /// The names a query over `linked` tables may use: the tables (as SQL writes them) and

@@ -14,7 +14,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use quarry_shared::http::{ApiError, Caller, Json, Problem};
-use quarry_shared::llm::gbnf;
 use quarry_shared::state::AppState;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -274,30 +273,38 @@ impl Run {
         };
         timings.insert("memory".to_owned(), millis(stage));
 
-        let stage = Instant::now();
-        let embedding = crate::engine::embed(
-            &self.engine.models_dir,
-            vec![cache_key::normalise(&self.question)],
-        )
-        .await
-        .and_then(|v| v.into_iter().next());
-        timings.insert("embed".to_owned(), millis(stage));
-
         // Only questions that depend on nothing but themselves are cached: a follow-up or a
-        // user's facts would make the answer personal.
-        let mut cacheable = None;
+        // user's facts would make the answer personal. The same question asked again is found
+        // by its text, before the embedding model runs; a similar one needs the embedding.
+        let normalised = cache_key::normalise(&self.question);
+        let mut scope = None;
         if turns.is_empty() && facts.is_empty() {
             let stage = Instant::now();
-            match self.cache_lookup(embedding.clone()).await {
-                Ok((Some(mut hit), _)) => {
-                    hit.cached = true;
-                    hit.degraded = degraded;
-                    hit.timings_ms = BTreeMap::from([
-                        ("cache".to_owned(), millis(stage)),
-                        ("total".to_owned(), millis(started)),
-                    ]);
-                    self.remember(&hit).await;
-                    return Ok(hit);
+            match self.exact_hit(&normalised).await {
+                Ok((Some(hit), _)) => {
+                    return Ok(self.serve_hit(hit, degraded, stage, started).await)
+                }
+                Ok((None, found)) => scope = Some(found),
+                Err(reason) => {
+                    tracing::warn!(reason, "answer cache unavailable");
+                    degraded.push("cache".to_owned());
+                }
+            }
+            timings.insert("cache".to_owned(), millis(stage));
+        }
+
+        let stage = Instant::now();
+        let embedding = crate::engine::embed(&self.engine.models_dir, vec![normalised])
+            .await
+            .and_then(|v| v.into_iter().next());
+        timings.insert("embed".to_owned(), millis(stage));
+
+        let mut cacheable = None;
+        if let Some(scope) = scope {
+            let stage = Instant::now();
+            match self.similar_hit(scope, embedding.clone()).await {
+                Ok((Some(hit), _)) => {
+                    return Ok(self.serve_hit(hit, degraded, stage, started).await)
                 }
                 Ok((None, key)) => cacheable = Some(key),
                 Err(reason) => {
@@ -305,7 +312,7 @@ impl Run {
                     degraded.push("cache".to_owned());
                 }
             }
-            timings.insert("cache".to_owned(), millis(stage));
+            *timings.entry("cache".to_owned()).or_default() += millis(stage);
         }
 
         let context = facts
@@ -387,7 +394,8 @@ impl Run {
         let sql = if matches!(route, Route::Sql | Route::Both) {
             let stage = Instant::now();
             let linked = schema.link(&self.engine.settings, embedding);
-            let system = sql_prompt::system_prompt(&schema.ddl(&linked));
+            let identifiers = schema.identifiers(&linked);
+            let system = sql_prompt::system_prompt(&schema.ddl(&linked), &identifiers);
             let history: Vec<Example> = turns
                 .iter()
                 .filter_map(|t| {
@@ -409,7 +417,7 @@ impl Run {
             let mut generation =
                 sql_prompt::generation_request(&system, &examples, &history, &asked);
             // Only the local model can take a grammar; remote providers ignore it.
-            generation.grammar = Some(gbnf::sql::grammar(&schema.identifiers(&linked)));
+            generation.grammar = Some(schema.grammar(&linked, &identifiers));
             let runner = CallerSql {
                 peers: &self.engine.peers,
                 forward: &self.forward,
@@ -513,23 +521,45 @@ impl Run {
 
     /// A cached answer for this question, or the key to store the new one under. `Err` says
     /// why the cache cannot be used now.
-    async fn cache_lookup(
-        &self,
-        embedding: Option<Vec<f32>>,
-    ) -> Result<(Option<AskResponse>, Cacheable), String> {
-        let embedding = embedding.ok_or("the embedding model is unavailable")?;
+    /// The answer cache's scope for this caller and mode at the current data version.
+    async fn cache_scope(&self) -> Result<String, String> {
         let version = data_version(&self.state).await?;
         let policy = self
             .caller
             .role()
             .map(|r| format!("{r:?}"))
             .unwrap_or_default();
-        let scope = cache_key::scope(
+        Ok(cache_key::scope(
             &self.caller.principal.role,
             &self.caller.principal.region,
             &format!("{version}|{policy}"),
             self.mode.label(),
-        );
+        ))
+    }
+
+    /// The cached answer to this very question (`normalised`), and the scope it was looked up in.
+    async fn exact_hit(&self, normalised: &str) -> Result<(Option<AskResponse>, String), String> {
+        let scope = self.cache_scope().await?;
+        let hit = self
+            .engine
+            .cache
+            .lookup_exact(&scope, normalised)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((
+            hit.and_then(|answer| serde_json::from_str::<AskResponse>(&answer).ok()),
+            scope,
+        ))
+    }
+
+    /// The cached answer to the most similar question in `scope`, or what storing this
+    /// question's answer will need.
+    async fn similar_hit(
+        &self,
+        scope: String,
+        embedding: Option<Vec<f32>>,
+    ) -> Result<(Option<AskResponse>, Cacheable), String> {
+        let embedding = embedding.ok_or("the embedding model is unavailable")?;
         let signature = cache_key::signature(&self.question);
         let hit = self
             .engine
@@ -549,6 +579,25 @@ impl Run {
                 signature,
             },
         ))
+    }
+
+    /// `hit` as this caller's answer: marked cached, with this request's timings and
+    /// degradations, and remembered in the session like any answer.
+    async fn serve_hit(
+        &self,
+        mut hit: AskResponse,
+        degraded: Vec<String>,
+        stage: Instant,
+        started: Instant,
+    ) -> AskResponse {
+        hit.cached = true;
+        hit.degraded = degraded;
+        hit.timings_ms = BTreeMap::from([
+            ("cache".to_owned(), millis(stage)),
+            ("total".to_owned(), millis(started)),
+        ]);
+        self.remember(&hit).await;
+        hit
     }
 
     async fn cache_store(&self, key: &Cacheable, response: &AskResponse) {

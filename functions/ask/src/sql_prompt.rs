@@ -16,19 +16,55 @@ pub struct Example {
 /// Most tokens a generated query may take.
 const SQL_MAX_TOKENS: u32 = 400;
 
-/// The system prompt for `schema_ddl` (from [`crate::schema_context::render`]).
-pub fn system_prompt(schema_ddl: &str) -> String {
+/// The system prompt for `schema_ddl` (from [`crate::schema_context::render`]) whose tables and
+/// columns are `identifiers`.
+pub fn system_prompt<S: AsRef<str>>(schema_ddl: &str, identifiers: &[S]) -> String {
+    let names = name_rule(identifiers).unwrap_or_default();
     format!(
         "You write PostgreSQL queries that answer questions about this database.\n\
          Rules:\n\
          - Write exactly one read-only query: SELECT or WITH ... SELECT. Never modify data.\n\
          - Use only the tables and columns below; join on the REFERENCES shown.\n\
-         - Match text values exactly as in the examples given after 'e.g.'.\n\
+         {names}\
+         - Match text values exactly as in the examples given after 'e.g.'. A value that is missing or not listed is NULL: test it with IS NULL.\n\
          - Give columns readable aliases; round money to 2 decimals; add ORDER BY when the question ranks or sorts, and LIMIT when it asks for a top N.\n\
          - Answer with the SQL only, no explanation, no Markdown.\n\
          \n\
          Database:\n{schema_ddl}"
     )
+}
+
+/// A rule naming the schema's spelling when every name is lower case and some have underscores:
+/// well-known sample databases (Chinook's `FirstName`) are spelled differently elsewhere, and a
+/// model that writes the spelling it learned either fails or, under the SQL grammar, is steered
+/// to some other real column. The example is a column of this schema.
+fn name_rule<S: AsRef<str>>(identifiers: &[S]) -> Option<String> {
+    let names = || identifiers.iter().flat_map(|i| i.as_ref().split('.'));
+    let lower = |n: &str| {
+        n.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    if !names().all(lower) {
+        return None;
+    }
+    let example = names().find(|n| n.contains('_') && n.split('_').all(|w| !w.is_empty()))?;
+    Some(format!(
+        "- Write names exactly as below: lower case, words joined by underscores \
+         ({example}, never {}).\n",
+        camel_case(example)
+    ))
+}
+
+/// `first_name` → `FirstName`.
+fn camel_case(name: &str) -> String {
+    name.split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
 }
 
 /// The request that asks for SQL: `history` (earlier questions and their SQL in this session,
@@ -160,11 +196,43 @@ mod tests {
 
     #[test]
     fn the_system_prompt_does_not_depend_on_the_question() {
-        let a = generation_request(&system_prompt("CREATE TABLE t (x int);"), &[], &[], "q1");
-        let b = generation_request(&system_prompt("CREATE TABLE t (x int);"), &[], &[], "q2");
+        let names = ["t", "x"];
+        let a = generation_request(
+            &system_prompt("CREATE TABLE t (x int);", &names),
+            &[],
+            &[],
+            "q1",
+        );
+        let b = generation_request(
+            &system_prompt("CREATE TABLE t (x int);", &names),
+            &[],
+            &[],
+            "q2",
+        );
         assert_eq!(a.system, b.system);
         assert!(a.system.ends_with("CREATE TABLE t (x int);"));
         assert_eq!(a.temperature, 0.0);
+    }
+
+    #[test]
+    fn the_spelling_rule_shows_a_column_of_the_schema() {
+        let names = [
+            "customer",
+            "customer_id",
+            "first_name",
+            "public.invoice_line",
+        ];
+        let rule = name_rule(&names).unwrap();
+        assert!(rule.contains("(customer_id, never CustomerId)"), "{rule}");
+        assert!(system_prompt("DDL", &names).contains(&rule));
+    }
+
+    #[test]
+    fn no_spelling_rule_for_mixed_case_or_single_word_names() {
+        assert_eq!(name_rule(&["Customer", "first_name"]), None);
+        assert_eq!(name_rule(&["customer", "total"]), None);
+        assert_eq!(name_rule(&["_x", "y__z", "a_"]), None);
+        assert_eq!(camel_case("invoice_line_id"), "InvoiceLineId");
     }
 
     #[test]

@@ -437,6 +437,16 @@ async fn the_cache_answers_repeats_but_not_negations_or_other_roles() {
     assert_eq!(again["answer"], first["answer"]);
     assert_eq!(s.llm.hits(), hits, "a hit calls no model");
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    // Not the same words (so not the by-text path): found by the embedding's similarity.
+    let (_, _, similar) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "How many customers do we have per country?"}),
+    )
+    .await;
+    assert_eq!(similar["cached"], true, "{similar}");
+    assert_eq!(similar["answer"], first["answer"]);
+    assert_eq!(s.llm.hits(), hits);
 
     // Another region is another scope; a negated question is another question.
     let (_, _, other_region) = post(
