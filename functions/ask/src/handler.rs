@@ -519,8 +519,6 @@ impl Run {
         Ok(text)
     }
 
-    /// A cached answer for this question, or the key to store the new one under. `Err` says
-    /// why the cache cannot be used now.
     /// The answer cache's scope for this caller and mode at the current data version.
     async fn cache_scope(&self) -> Result<String, String> {
         let version = data_version(&self.state).await?;
@@ -537,7 +535,8 @@ impl Run {
         ))
     }
 
-    /// The cached answer to this very question (`normalised`), and the scope it was looked up in.
+    /// The cached answer to this very question (`normalised`), and the scope it was looked up
+    /// in. `Err` says why the cache cannot be used now.
     async fn exact_hit(&self, normalised: &str) -> Result<(Option<AskResponse>, String), String> {
         let scope = self.cache_scope().await?;
         let hit = self
