@@ -14,9 +14,9 @@
 //! It starts the scripted model on a free port and `quarry dev` on another (the stack's
 //! PostgreSQL, Redis and Chroma from the environment), and stops both when done.
 //!
-//! Reports latency percentiles, failures, cache hits, model calls per question, and the
-//! orchestration overhead: mean end-to-end time minus the time the scripted model was asked to
-//! take for the calls it served.
+//! Reports latency percentiles in milliseconds (all, cache hits and misses apart), failures,
+//! model calls per question, and the orchestration overhead: mean end-to-end time minus the time
+//! the scripted model was asked to take for the calls it served.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -153,13 +153,15 @@ async fn main() -> anyhow::Result<()> {
             (sent.elapsed(), body)
         }));
     }
-    let (mut ok, mut failed, mut cached) = (Vec::new(), 0usize, 0usize);
+    let (mut ok, mut hits, mut misses, mut failed) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
     for task in tasks {
         let (took, body) = task.await?;
         match body {
             Some(body) => {
                 if body["cached"] == true {
-                    cached += 1;
+                    hits.push(took);
+                } else {
+                    misses.push(took);
                 }
                 ok.push(took);
             }
@@ -169,22 +171,41 @@ async fn main() -> anyhow::Result<()> {
     let calls = llm.hits() - calls_before;
     anyhow::ensure!(!ok.is_empty(), "no request succeeded ({failed} failed)");
     let mean = ok.iter().sum::<Duration>() / ok.len() as u32;
-    ok.sort_unstable();
-    let at = |q: f64| ok[((ok.len() as f64 * q) as usize).min(ok.len() - 1)];
     let calls_per_question = calls as f64 / total as f64;
     let overhead = mean.as_secs_f64() - calls_per_question * delay.as_secs_f64();
     println!(
-        "mode={mode} qps={qps} seconds={seconds} sent={total} ok={} failed={failed} cached={cached} \
-         p50={:.0?} p95={:.0?} p99={:.0?} max={:.0?} mean={:.0?} model_calls/question={calls_per_question:.2} \
-         overhead_mean={:.1}ms (model delay {}ms)",
+        "mode={mode} qps={qps} seconds={seconds} sent={total} ok={} failed={failed} \
+         model_calls/question={calls_per_question:.2} mean={:.1}ms overhead_mean={:.1}ms (model delay {}ms)",
         ok.len(),
-        at(0.50),
-        at(0.95),
-        at(0.99),
-        ok[ok.len() - 1],
-        mean,
+        mean.as_secs_f64() * 1000.0,
         overhead * 1000.0,
         delay.as_millis(),
     );
+    for (label, durations) in [
+        ("all", &mut ok),
+        ("cache hits", &mut hits),
+        ("misses", &mut misses),
+    ] {
+        println!("  {label}: {}", percentiles(durations));
+    }
     Ok(())
+}
+
+/// `n=… p50=… p95=… p99=… max=…` in milliseconds (sorts `durations`).
+fn percentiles(durations: &mut [Duration]) -> String {
+    if durations.is_empty() {
+        return "n=0".to_owned();
+    }
+    durations.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let at =
+        |q: f64| ms(durations[((durations.len() as f64 * q) as usize).min(durations.len() - 1)]);
+    format!(
+        "n={} p50={:.1}ms p95={:.1}ms p99={:.1}ms max={:.1}ms",
+        durations.len(),
+        at(0.50),
+        at(0.95),
+        at(0.99),
+        ms(durations[durations.len() - 1]),
+    )
 }

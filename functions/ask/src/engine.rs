@@ -16,6 +16,7 @@ use quarry_shared::sql::schema::SchemaView;
 use quarry_shared::state::AppState;
 
 use crate::cache::SemanticCache;
+use crate::data_version::DataVersion;
 use crate::golden::GoldenEmbeddings;
 use crate::memory::Memory;
 use crate::peers::{Forward, PeerError, Peers, SqlResult};
@@ -145,6 +146,8 @@ pub struct Engine {
     pub models_dir: PathBuf,
     /// Embeddings of the golden queries' questions (the few-shot examples).
     pub golden: GoldenEmbeddings,
+    /// The data version of the cache scope, read at most once a second.
+    pub data_version: DataVersion,
     schemas: Mutex<HashMap<String, (Instant, Arc<SchemaContext>)>>,
 }
 
@@ -249,6 +252,7 @@ pub async fn engine(state: &AppState) -> Result<Arc<Engine>, ApiError> {
         ),
         models_dir: settings.docs.models_dir.clone(),
         golden: GoldenEmbeddings::default(),
+        data_version: DataVersion::default(),
         schemas: Mutex::new(HashMap::new()),
     });
     ENGINES

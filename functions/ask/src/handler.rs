@@ -425,6 +425,7 @@ impl Run {
             let outcome = text_to_sql::run(
                 self.engine.llm.as_ref(),
                 &runner,
+                &schema.view,
                 generation,
                 self.engine.settings.max_attempts,
                 self.engine.settings.max_rows,
@@ -521,7 +522,7 @@ impl Run {
 
     /// The answer cache's scope for this caller and mode at the current data version.
     async fn cache_scope(&self) -> Result<String, String> {
-        let version = data_version(&self.state).await?;
+        let version = self.engine.data_version.current(&self.state).await?;
         let policy = self
             .caller
             .role()
@@ -640,24 +641,6 @@ impl Run {
             tracing::debug!(error = %err, "turn not remembered");
         }
     }
-}
-
-/// The data version: changes whenever rows of the data tables or the documents change, so the
-/// cache scope moves on (PostgreSQL's own per-table change counters, plus document versions).
-async fn data_version(state: &AppState) -> Result<String, String> {
-    let client = state.db.get().await.map_err(|e| e.to_string())?;
-    let row = client
-        .query_one(
-            "SELECT (SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::text
-                     FROM pg_stat_user_tables WHERE schemaname <> 'quarry_meta')
-                 || '.' ||
-                    (SELECT coalesce(sum(version), 0)::text || '.' || count(*)::text
-                     FROM quarry_meta.documents)",
-            &[],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(row.get(0))
 }
 
 /// The fact in "remember that …" / "please remember: …", if the question is one.

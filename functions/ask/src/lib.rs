@@ -5,7 +5,8 @@
 //!
 //! 1. [`memory`]: the session's last turns and the user's facts (Redis; without Redis the
 //!    answer still comes, marked `degraded: ["memory"]`);
-//! 2. [`cache`]: a semantic answer cache scoped by role, region and data version, that only
+//! 2. [`cache`]: a semantic answer cache scoped by role, region and data version
+//!    ([`data_version`]), that only
 //!    hits when the numbers, dates and negations of both questions agree ([`cache_key`]);
 //! 3. [`route`]: `sql`, `docs`, `both` or `none`, by a keyword heuristic or the model;
 //! 4. [`text_to_sql`]: the schema the caller may read ([`schema_context`], from sql-exec's
@@ -23,6 +24,7 @@
 pub mod answer;
 pub mod cache;
 pub mod cache_key;
+pub mod data_version;
 pub mod engine;
 pub mod facts;
 pub mod golden;

@@ -1,13 +1,19 @@
 //! Question → SQL → rows, repairing on failure: generate, run through sql-exec (which guards,
 //! EXPLAINs and executes as the caller), and on any refusal feed the exact error back to the
-//! model for a corrected query — at most `max_attempts` queries, every one recorded. An empty
+//! model for a corrected query — at most `max_attempts` generations, every query recorded. An empty
 //! result earns one sanity re-check: the model sees that nothing came back and either repeats
-//! the query (the answer really is empty) or fixes a filter.
+//! the query (the answer really is empty) or fixes a filter. Two slips are mended without asking
+//! the model: `FirstName` is written as the schema's `first_name` before the query runs
+//! ([`respell`]), and a column on the wrong table is moved to the right one after PostgreSQL
+//! refuses it ([`requalify`]; that retry is recorded as an attempt but is not a generation).
 
 use std::time::Instant;
 
 use futures::future::BoxFuture;
 use quarry_shared::llm::{ChatRequest, LlmError, LlmProvider};
+use quarry_shared::sql::requalify::requalify;
+use quarry_shared::sql::respell::respell;
+use quarry_shared::sql::schema::SchemaView;
 use serde::{Deserialize, Serialize};
 
 use crate::millis;
@@ -71,12 +77,13 @@ pub enum TextToSqlError {
 pub async fn run(
     llm: &dyn LlmProvider,
     runner: &dyn RunSql,
+    schema: &SchemaView,
     mut request: ChatRequest,
     max_attempts: u32,
     max_rows: u32,
 ) -> Result<SqlAnswer, TextToSqlError> {
     let mut attempts: Vec<Attempt> = Vec::new();
-    while attempts.len() < max_attempts as usize {
+    for _ in 0..max_attempts {
         let started = Instant::now();
         let completion = llm.complete(&request).await?;
         let Some(sql) = extract_sql(&completion.text) else {
@@ -89,13 +96,9 @@ pub async fn run(
             });
             continue;
         };
-        match runner.run(&sql, max_rows).await {
-            Ok(result) => {
-                attempts.push(Attempt {
-                    sql: sql.clone(),
-                    error: None,
-                    elapsed_ms: millis(started),
-                });
+        let sql = respell(&sql, schema).unwrap_or(sql);
+        match execute(runner, schema, sql, max_rows, started, &mut attempts).await? {
+            Executed::Ran { sql, result } => {
                 // Every path from here returns, so the re-check happens at most once.
                 if result.rows.is_empty() {
                     if let Some(better) =
@@ -110,18 +113,62 @@ pub async fn run(
                     attempts,
                 });
             }
-            Err(PeerError::Rejected { detail, .. }) => {
-                add_repair(&mut request, &sql, &detail);
+            Executed::Refused { sql, detail } => add_repair(&mut request, &sql, &detail),
+        }
+    }
+    Err(TextToSqlError::GaveUp { attempts })
+}
+
+/// What became of one generated query.
+enum Executed {
+    /// It ran (perhaps after [`requalify`]): the query that ran and its rows.
+    Ran { sql: String, result: SqlResult },
+    /// It was refused: the last query tried and why.
+    Refused { sql: String, detail: String },
+}
+
+/// Runs one generated query, recording it in `attempts`. A query PostgreSQL refuses for a
+/// missing column is first retried with its references moved to the table that has them
+/// ([`requalify`]), which saves a round trip to the model for the commonest join mistake.
+async fn execute(
+    runner: &dyn RunSql,
+    schema: &SchemaView,
+    mut sql: String,
+    max_rows: u32,
+    started: Instant,
+    attempts: &mut Vec<Attempt>,
+) -> Result<Executed, TextToSqlError> {
+    let mut fixed_once = false;
+    loop {
+        match runner.run(&sql, max_rows).await {
+            Ok(result) => {
                 attempts.push(Attempt {
-                    sql,
-                    error: Some(detail),
+                    sql: sql.clone(),
+                    error: None,
                     elapsed_ms: millis(started),
                 });
+                return Ok(Executed::Ran { sql, result });
+            }
+            Err(PeerError::Rejected { detail, .. }) => {
+                attempts.push(Attempt {
+                    sql: sql.clone(),
+                    error: Some(detail.clone()),
+                    elapsed_ms: millis(started),
+                });
+                let fixed = (!fixed_once && detail.contains("does not exist"))
+                    .then(|| requalify(&sql, schema))
+                    .flatten();
+                match fixed {
+                    Some(fixed) => {
+                        fixed_once = true;
+                        sql = fixed;
+                    }
+                    None => return Ok(Executed::Refused { sql, detail }),
+                }
             }
             Err(other) => return Err(TextToSqlError::Peer(other)),
         }
     }
-    Err(TextToSqlError::GaveUp { attempts })
 }
 
 /// The one re-check of an empty result: `Some` when the model wrote a different query that ran

@@ -18,7 +18,7 @@ const POLICY_DOC: &str = "Data retention policy. Customer invoices are kept for 
     Web server logs are deleted after ninety days. Backups are kept for thirty-five days.";
 
 struct Stack {
-    _db: TestDb,
+    db: TestDb,
     _peers: TestApp,
     ask: TestApp,
     llm: ScriptedLlm,
@@ -50,7 +50,7 @@ async fn stack(extra: &[(&str, &str)]) -> Stack {
     )
     .await;
     Stack {
-        _db: db,
+        db,
         _peers: peers,
         ask,
         llm,
@@ -170,6 +170,53 @@ async fn a_failed_query_is_repaired_with_the_exact_error() {
     // The answer is written from the rows the model was shown.
     let answer_request = requests.iter().find(|r| is_answer_request(r)).unwrap();
     assert!(last_user(answer_request).contains("| USA | 13 |"));
+}
+
+#[tokio::test]
+async fn misspelt_and_misplaced_columns_are_mended_without_asking_the_model_again() {
+    let s = stack(&[]).await;
+    s.llm.respond_with(|r: &Recorded| {
+        if is_sql_request(r) {
+            // `LastName` is spelt `last_name`; `support_rep_id` is customer's, not employee's.
+            return Reply::openai(
+                "SELECT e.LastName, count(*) AS customers FROM employee e \
+                 JOIN customer c ON e.SupportRepId = e.EmployeeId \
+                 GROUP BY e.LastName ORDER BY customers DESC, e.LastName",
+            );
+        }
+        if is_answer_request(r) {
+            return Reply::openai("Peacock looks after the most customers (21).");
+        }
+        Reply::openai("{\"route\": \"sql\"}")
+    });
+    let (status, _, body) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "How many customers does each support agent look after?", "mode": "sql"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let attempts = body["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{body}");
+    let error = attempts[0]["error"].as_str().unwrap();
+    assert!(error.contains("support_rep_id"), "{error}");
+    let respelt = attempts[0]["sql"].as_str().unwrap();
+    assert!(respelt.starts_with("SELECT e.last_name,"), "{respelt}");
+    let fixed = attempts[1]["sql"].as_str().unwrap();
+    assert!(
+        fixed.contains("c.support_rep_id = e.employee_id"),
+        "{fixed}"
+    );
+    assert!(attempts[1].get("error").is_none(), "{body}");
+    assert_eq!(body["sql"], fixed);
+    assert_eq!(body["rows"][0], json!(["Peacock", 21]), "{body}");
+    let sql_requests = s
+        .llm
+        .requests()
+        .iter()
+        .filter(|r| is_sql_request(r))
+        .count();
+    assert_eq!(sql_requests, 1, "the model wrote one query");
 }
 
 #[tokio::test]
@@ -463,6 +510,44 @@ async fn the_cache_answers_repeats_but_not_negations_or_other_roles() {
     )
     .await;
     assert_eq!(negated["cached"], false, "{negated}");
+}
+
+#[tokio::test]
+async fn a_data_change_ends_the_cached_answers() {
+    let s = stack(&[]).await;
+    s.llm.respond_with(chinook_model);
+    let q = json!({"question": "How many customers do we have in each country?"});
+    let (_, _, first) = post(&s.ask, &admin(), q.clone()).await;
+    assert_eq!(first["cached"], false, "{first}");
+    let (_, _, again) = post(&s.ask, &admin(), q.clone()).await;
+    assert_eq!(again["cached"], true, "{again}");
+
+    s.db.connect()
+        .await
+        .execute(
+            "INSERT INTO genre (genre_id, name) VALUES (9001, 'Test genre')",
+            &[],
+        )
+        .await
+        .unwrap();
+    // PostgreSQL's change counters and the process's copy of the version each lag by up to
+    // about a second; the answer must be recomputed well within ten.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let (status, _, body) = post(&s.ask, &admin(), q.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        if body["cached"] == false || Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        after["cached"], false,
+        "still cached after the change: {after}"
+    );
+    // And the recomputed answer is cached again, under the new version.
+    let (_, _, later) = post(&s.ask, &admin(), q).await;
+    assert_eq!(later["cached"], true, "{later}");
 }
 
 #[tokio::test]

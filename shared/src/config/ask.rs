@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `SQL_EXEC_URL` | this server | base URL of the sql-exec function |
 //! | `RETRIEVE_URL` | this server | base URL of the retrieve function |
-//! | `ASK_MAX_ATTEMPTS` | 3 | queries tried per question (the first plus repairs) |
+//! | `ASK_MAX_ATTEMPTS` | 3 | queries the model writes per question (the first plus repairs) |
 //! | `ASK_ROWS_TO_LLM` | 10 | result rows the model sees when writing the answer; 0 = none ever |
 //! | `ASK_MAX_ROWS` | 200 | result rows returned to the caller |
 //! | `ASK_TOP_K` | 6 | passages retrieved for a documents answer |
@@ -22,7 +22,7 @@ pub struct AskSettings {
     pub sql_exec_url: Option<url::Url>,
     /// retrieve's base URL; `None` = this server.
     pub retrieve_url: Option<url::Url>,
-    /// Queries tried per question.
+    /// Queries the model writes per question (the first plus repairs).
     pub max_attempts: u32,
     /// Rows the model sees.
     pub rows_to_llm: usize,

@@ -50,6 +50,22 @@ pub const GOLDEN: &[(&str, &str)] = &[
         "SELECT c.first_name, c.last_name FROM customer c WHERE NOT EXISTS (SELECT 1 FROM invoice i JOIN invoice_line il ON il.invoice_id = i.invoice_id JOIN track t ON t.track_id = il.track_id JOIN genre g ON g.genre_id = t.genre_id WHERE i.customer_id = c.customer_id AND g.name = 'Classical')",
     ),
     (
+        "How many different customers bought something in each year?",
+        "SELECT extract(year FROM i.invoice_date) AS year, count(DISTINCT i.customer_id) AS customers FROM invoice i GROUP BY 1 ORDER BY 1",
+    ),
+    (
+        "Which tracks did customers from Norway buy?",
+        "SELECT DISTINCT t.name AS track FROM customer c JOIN invoice i ON i.customer_id = c.customer_id JOIN invoice_line il ON il.invoice_id = i.invoice_id JOIN track t ON t.track_id = il.track_id WHERE c.country = 'Norway'",
+    ),
+    (
+        "How many units of each artist's tracks were sold?",
+        "SELECT ar.name AS artist, sum(il.quantity) AS units FROM artist ar JOIN album al ON al.artist_id = ar.artist_id JOIN track t ON t.album_id = al.album_id JOIN invoice_line il ON il.track_id = t.track_id GROUP BY ar.name",
+    ),
+    (
+        "In how many different countries do each support agent's customers live?",
+        "SELECT e.first_name, e.last_name, count(DISTINCT c.country) AS countries FROM employee e JOIN customer c ON c.support_rep_id = e.employee_id GROUP BY e.employee_id, e.first_name, e.last_name",
+    ),
+    (
         "What is the average delay of departures per origin airport?",
         "SELECT origin, round(avg(dep_delay), 2) AS avg_dep_delay FROM flights.flights GROUP BY origin",
     ),

@@ -12,12 +12,16 @@
 //!
 //! Layout: [`guard`] holds the API and the statement-level rules; `relations` resolves tables and
 //! columns through scopes; `functions` is the function deny list and allow-list mode; `cap` wraps
-//! the query in the row cap.
+//! the query in the row cap. Two helpers mend a model's query before it is judged: [`respell`]
+//! writes `FirstName` as the schema's `first_name`, and [`requalify`] moves a misplaced
+//! `alias.column` to the table that has it.
 
 mod cap;
 mod functions;
 pub mod guard;
 mod relations;
+pub mod requalify;
+pub mod respell;
 pub mod schema;
 
 #[cfg(test)]

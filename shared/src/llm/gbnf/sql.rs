@@ -2,8 +2,9 @@
 //!
 //! It does not parse SQL (the guard and `EXPLAIN` do that); it stops the one failure a small
 //! model makes most: naming a table or column that does not exist. A bare word is a keyword or
-//! function from [`KEYWORDS`], a name from the caller's list, a number, or a short alias (one or
-//! two characters: `c`, `il`, `t1`). Names the query itself defines are allowed where they are
+//! function from [`KEYWORDS`], a name from the caller's list (or its CamelCase spelling,
+//! `FirstName` for `first_name`, which `sql::respell` writes back), a number, or a short alias
+//! (one or two characters: `c`, `il`, `t1`). Names the query itself defines are allowed where they are
 //! defined — after `AS` — and, because a grammar cannot remember them, everywhere after `WITH`
 //! (common table expressions) or `ORDER BY` (which may sort by an output alias). Those two
 //! tails are unconstrained by design; the guard and the repair loop still check them.
@@ -12,6 +13,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::{caseless, literal};
+use crate::sql::respell::squashed;
 
 /// Keywords, functions and type names a read-only query over PostgreSQL uses. Matched in any
 /// case. Not a list of what the guard allows: the guard decides that; this only keeps the
@@ -203,13 +205,21 @@ pub fn grammar<S: AsRef<str>>(identifiers: &[S]) -> String {
         .filter(|k| !matches!(**k, "with" | "as"))
         .map(|k| k.to_ascii_lowercase())
         .collect();
-    let names: BTreeSet<String> = identifiers
+    let mut names: BTreeSet<String> = identifiers
         .iter()
         .flat_map(|i| i.as_ref().split('.').map(str::to_owned).collect::<Vec<_>>())
         .filter(|n| is_plain(n))
         .map(|n| n.to_ascii_lowercase())
         .filter(|n| !keywords.contains(n))
         .collect();
+    // `FirstName` for `first_name`: admitted, and written back by `sql::respell` before the
+    // query runs, so the model is not pushed onto some other word halfway through a name.
+    let camel: Vec<String> = names
+        .iter()
+        .filter_map(|n| squashed(n))
+        .filter(|n| !keywords.contains(n))
+        .collect();
+    names.extend(camel);
     let quoted: BTreeSet<String> = identifiers
         .iter()
         .flat_map(|i| i.as_ref().split('.').map(str::to_owned).collect::<Vec<_>>())
@@ -316,6 +326,18 @@ mod tests {
             !name_rule.contains(&format!("({})", caseless("invoice"))),
             "{name_rule}"
         );
+    }
+
+    #[test]
+    fn camel_case_spellings_of_snake_case_names_are_admitted() {
+        let g = grammar(&["customer.first_name", "invoice_line"]);
+        let name_rule = g.lines().find(|l| l.starts_with("name ::=")).unwrap();
+        for name in ["first_name", "firstname", "invoice_line", "invoiceline"] {
+            assert!(
+                name_rule.contains(&format!("({})", caseless(name))),
+                "{name}: {name_rule}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,364 @@
+//! Moves a misplaced column reference to the table that has it.
+//!
+//! The commonest mistake of a small model writing joins is a real column on the wrong table:
+//! `e.support_rep_id` where `e` is `employee` and the column belongs to `customer`, joined as `c`.
+//! The grammar cannot catch it (it does not know which alias stands for which table) and the model
+//! often repeats it after seeing PostgreSQL's error. When exactly one other table of the query has
+//! the column, the intent is unambiguous, and [`requalify`] rewrites the qualifier. A second,
+//! equally mechanical slip is `i.year` for a table with one date column: that becomes
+//! `EXTRACT(YEAR FROM i.invoice_date)`.
+//!
+//! Only called on a query PostgreSQL refused for a missing column (so a rewrite cannot change a
+//! query that worked), and the result goes through the guard like any other query. Nothing here
+//! decides what a caller may read.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    visit_expressions_mut, DateTimeField, Expr, ExtractSyntax, Ident, Statement, TableFactor,
+    Visit, Visitor,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+use super::relations::ident;
+use super::schema::{SchemaView, TableView};
+
+/// Longer queries are left alone: the rewrite walks the syntax tree recursively, and a query the
+/// model wrote is far shorter than this.
+const MAX_SQL_BYTES: usize = 16 * 1024;
+
+/// The parser's nesting limit for the same reason.
+const MAX_DEPTH: usize = 64;
+
+/// `sql` with every misplaced `alias.column` moved to the one table of the query that has the
+/// column; `None` when nothing could be moved (or `sql` does not parse as one statement).
+pub fn requalify(sql: &str, schema: &SchemaView) -> Option<String> {
+    if sql.len() > MAX_SQL_BYTES {
+        return None;
+    }
+    let mut statements = Parser::new(&PostgreSqlDialect {})
+        .with_recursion_limit(MAX_DEPTH)
+        .try_with_sql(sql)
+        .and_then(|mut parser| parser.parse_statements())
+        .ok()?;
+    let [statement] = statements.as_mut_slice() else {
+        return None;
+    };
+    let mut bindings = Bindings {
+        schema,
+        names: BTreeMap::new(),
+    };
+    let _ = statement.visit(&mut bindings);
+    let changed = rewrite(statement, &bindings.names);
+    (changed > 0).then(|| statement.to_string())
+}
+
+/// What a name in `FROM` stands for: a table of the schema, or something whose columns are not
+/// known here (a derived table, a CTE, a function, or a name bound twice to different tables).
+type Binding<'s> = Option<&'s TableView>;
+
+/// Collects the names the query's `FROM` items bind: aliases, or table names where there is no
+/// alias. One flat map for the whole statement — scopes are ignored, so a name bound to two
+/// different things anywhere is treated as unknown.
+struct Bindings<'s> {
+    schema: &'s SchemaView,
+    names: BTreeMap<String, Binding<'s>>,
+}
+
+impl<'s> Bindings<'s> {
+    fn bind(&mut self, name: String, table: Binding<'s>) {
+        self.names
+            .entry(name)
+            .and_modify(|existing| {
+                let same = matches!((*existing, table), (Some(a), Some(b)) if std::ptr::eq(a, b));
+                if !same {
+                    *existing = None;
+                }
+            })
+            .or_insert(table);
+    }
+
+    fn table(&self, parts: &[String]) -> Binding<'s> {
+        let (schema, name) = match parts {
+            [name] => ("public", name.as_str()),
+            [schema, name] => (schema.as_str(), name.as_str()),
+            _ => return None,
+        };
+        self.schema
+            .tables
+            .iter()
+            .find(|t| t.schema == schema && t.name == name)
+    }
+}
+
+impl Visitor for Bindings<'_> {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        match factor {
+            TableFactor::Table {
+                name, alias, args, ..
+            } => {
+                let parts: Option<Vec<String>> = name
+                    .0
+                    .iter()
+                    .map(|part| part.as_ident().map(ident))
+                    .collect();
+                let Some(parts) = parts else {
+                    return ControlFlow::Continue(());
+                };
+                let table = if args.is_some() {
+                    None
+                } else {
+                    self.table(&parts)
+                };
+                let bound = match alias {
+                    Some(alias) => ident(&alias.name),
+                    None => parts.last().cloned().unwrap_or_default(),
+                };
+                // A column alias list renames columns: their names are then not the table's.
+                let table = table.filter(|_| alias.as_ref().is_none_or(|a| a.columns.is_empty()));
+                self.bind(bound, table);
+            }
+            TableFactor::Derived {
+                alias: Some(alias), ..
+            }
+            | TableFactor::Function {
+                alias: Some(alias), ..
+            }
+            | TableFactor::UNNEST {
+                alias: Some(alias), ..
+            }
+            | TableFactor::NestedJoin {
+                alias: Some(alias), ..
+            } => self.bind(ident(&alias.name), None),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn has_column(table: &TableView, column: &str) -> bool {
+    table.columns.iter().any(|c| c.name == column)
+}
+
+/// Rewrites the references in `statement`; returns how many changed.
+fn rewrite(statement: &mut Statement, names: &BTreeMap<String, Binding<'_>>) -> usize {
+    let mut changed = 0;
+    let _ = visit_expressions_mut(statement, |expr: &mut Expr| {
+        if let Some(new) = replacement(expr, names) {
+            *expr = new;
+            changed += 1;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    changed
+}
+
+/// What `expr` should be, if it is a misplaced `qualifier.column`.
+fn replacement(expr: &Expr, names: &BTreeMap<String, Binding<'_>>) -> Option<Expr> {
+    let Expr::CompoundIdentifier(parts) = expr else {
+        return None;
+    };
+    let [qualifier, column] = parts.as_slice() else {
+        return None;
+    };
+    let (q, col) = (ident(qualifier), ident(column));
+    let table = (*names.get(&q)?)?;
+    if has_column(table, &col) {
+        return None;
+    }
+    let mut owners = names
+        .iter()
+        .filter(|(name, binding)| **name != q && binding.is_some_and(|t| has_column(t, &col)));
+    if let (Some((owner, _)), None) = (owners.next(), owners.next()) {
+        return Some(Expr::CompoundIdentifier(vec![
+            name_ident(owner),
+            column.clone(),
+        ]));
+    }
+    let field = match col.as_str() {
+        "year" => DateTimeField::Year,
+        "month" => DateTimeField::Month,
+        "day" => DateTimeField::Day,
+        _ => return None,
+    };
+    let mut dates = table
+        .columns
+        .iter()
+        .filter(|c| c.ty.starts_with("date") || c.ty.starts_with("timestamp"));
+    let (Some(date), None) = (dates.next(), dates.next()) else {
+        return None;
+    };
+    Some(Expr::Extract {
+        field,
+        syntax: ExtractSyntax::From,
+        expr: Box::new(Expr::CompoundIdentifier(vec![
+            qualifier.clone(),
+            name_ident(&date.name),
+        ])),
+    })
+}
+
+/// An identifier that folds back to `name`: bare when PostgreSQL would fold it unchanged.
+fn name_ident(name: &str) -> Ident {
+    let bare = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if bare {
+        Ident::new(name)
+    } else {
+        Ident::with_quote('"', name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::schema::ColumnView;
+
+    fn table(name: &str, columns: &[(&str, &str)]) -> TableView {
+        TableView {
+            schema: "public".into(),
+            name: name.into(),
+            comment: None,
+            columns: columns
+                .iter()
+                .map(|(n, ty)| ColumnView {
+                    name: (*n).into(),
+                    ty: (*ty).into(),
+                    nullable: true,
+                    comment: None,
+                    samples: Vec::new(),
+                })
+                .collect(),
+            primary_key: Vec::new(),
+            foreign_keys: Vec::new(),
+        }
+    }
+
+    fn chinook() -> SchemaView {
+        SchemaView {
+            tables: vec![
+                table(
+                    "customer",
+                    &[
+                        ("customer_id", "integer"),
+                        ("first_name", "text"),
+                        ("support_rep_id", "integer"),
+                    ],
+                ),
+                table(
+                    "employee",
+                    &[
+                        ("employee_id", "integer"),
+                        ("last_name", "text"),
+                        ("hire_date", "timestamp without time zone"),
+                        ("birth_date", "timestamp without time zone"),
+                    ],
+                ),
+                table(
+                    "invoice",
+                    &[
+                        ("invoice_id", "integer"),
+                        ("customer_id", "integer"),
+                        ("invoice_date", "timestamp without time zone"),
+                        ("total", "numeric(10,2)"),
+                    ],
+                ),
+                table("Odd", &[("Mixed Case", "text")]),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_column_moves_to_the_one_table_that_has_it() {
+        let sql = "SELECT e.last_name, COUNT(*) FROM employee e JOIN customer c \
+                   ON e.employee_id = e.support_rep_id GROUP BY e.last_name";
+        let fixed = requalify(sql, &chinook()).unwrap();
+        assert!(
+            fixed.contains("e.employee_id = c.support_rep_id"),
+            "{fixed}"
+        );
+        assert!(fixed.contains("SELECT e.last_name"), "{fixed}");
+    }
+
+    #[test]
+    fn table_names_without_aliases_are_qualifiers_too() {
+        let sql = "SELECT customer.total FROM customer JOIN invoice USING (customer_id)";
+        let fixed = requalify(sql, &chinook()).unwrap();
+        assert!(fixed.contains("SELECT invoice.total"), "{fixed}");
+    }
+
+    #[test]
+    fn a_year_of_a_table_with_one_date_is_extracted_from_it() {
+        let sql = "SELECT SUM(i.total) FROM invoice i WHERE i.year = 2010";
+        let fixed = requalify(sql, &chinook()).unwrap();
+        assert!(
+            fixed.contains("EXTRACT(YEAR FROM i.invoice_date) = 2010"),
+            "{fixed}"
+        );
+    }
+
+    #[test]
+    fn nothing_changes_when_the_intent_is_ambiguous_or_the_query_is_right() {
+        let schema = chinook();
+        // Two dates on employee: which year is meant is not known.
+        assert_eq!(requalify("SELECT e.year FROM employee e", &schema), None);
+        // A column no table of the query has.
+        assert_eq!(
+            requalify(
+                "SELECT c.total FROM customer c JOIN employee e ON true",
+                &schema
+            ),
+            None
+        );
+        // Correct queries, and what is not one query.
+        assert_eq!(
+            requalify("SELECT c.first_name FROM customer c", &schema),
+            None
+        );
+        assert_eq!(requalify("SELECT 1; SELECT 2", &schema), None);
+        assert_eq!(requalify("SELEC nonsense", &schema), None);
+        // A derived table's columns are unknown: nothing is moved into or out of it.
+        assert_eq!(
+            requalify(
+                "SELECT c.total FROM customer c JOIN (SELECT 1 AS total) t ON true",
+                &schema
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_name_bound_to_two_tables_is_left_alone() {
+        let sql = "SELECT x.total FROM customer x WHERE EXISTS \
+                   (SELECT 1 FROM employee x) AND x.customer_id IN (SELECT customer_id FROM invoice i)";
+        assert_eq!(requalify(sql, &chinook()), None);
+    }
+
+    #[test]
+    fn quoted_names_stay_quoted() {
+        let sql = r#"SELECT c."Mixed Case" FROM customer c JOIN "Odd" o ON true"#;
+        let fixed = requalify(sql, &chinook()).unwrap();
+        assert!(fixed.contains(r#"SELECT o."Mixed Case""#), "{fixed}");
+        let sql = r#"SELECT o.first_name FROM "Odd" o JOIN customer "C" ON true"#;
+        let fixed = requalify(sql, &chinook()).unwrap();
+        assert!(fixed.contains(r#"SELECT "C".first_name"#), "{fixed}");
+    }
+
+    #[test]
+    fn long_queries_are_not_parsed() {
+        let sql = format!(
+            "SELECT e.support_rep_id FROM employee e JOIN customer c ON true WHERE 1 = 1{}",
+            " AND 1 = 1".repeat(MAX_SQL_BYTES / 10)
+        );
+        assert_eq!(requalify(&sql, &chinook()), None);
+    }
+}
