@@ -1,5 +1,6 @@
-//! Embedding throughput: all-MiniLM-L6-v2 on the CPU, batches of 32 chunks of ~200 words (about
-//! 250 word pieces, just under the model's 256 window), as ingestion embeds them.
+//! Embedding throughput: all-MiniLM-L6-v2 on the CPU, 32 chunks of ~200 words per call (about
+//! 250 word pieces, just under the model's 256 window; `Embedder::embed` runs them in batches of
+//! 8), as ingestion embeds them.
 //!
 //! Criterion reports the time per batch and, through `Throughput::Elements`, embeddings per second.
 //! Needs the model (`scripts/assets.sh`) and `QUARRY_MODELS_DIR`:

@@ -154,7 +154,7 @@ impl Embedder {
     /// order. Texts longer than [`MAX_SEQ_LEN`] word pieces are truncated. Blocks; see the
     /// [module documentation](self) for async callers.
     ///
-    /// Texts are sorted by length and run in batches of 32, so a batch pads to similar lengths;
+    /// Texts are sorted by length and run in batches of 8, so a batch pads to similar lengths;
     /// padding does not change the vectors (it is masked out of attention and pooling).
     ///
     /// # Errors
