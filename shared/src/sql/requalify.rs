@@ -221,32 +221,11 @@ fn name_ident(name: &str) -> Ident {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::schema::ColumnView;
-
-    fn table(name: &str, columns: &[(&str, &str)]) -> TableView {
-        TableView {
-            schema: "public".into(),
-            name: name.into(),
-            comment: None,
-            columns: columns
-                .iter()
-                .map(|(n, ty)| ColumnView {
-                    name: (*n).into(),
-                    ty: (*ty).into(),
-                    nullable: true,
-                    comment: None,
-                    samples: Vec::new(),
-                })
-                .collect(),
-            primary_key: Vec::new(),
-            foreign_keys: Vec::new(),
-        }
-    }
 
     fn chinook() -> SchemaView {
         SchemaView {
             tables: vec![
-                table(
+                TableView::fixture(
                     "customer",
                     &[
                         ("customer_id", "integer"),
@@ -254,7 +233,7 @@ mod tests {
                         ("support_rep_id", "integer"),
                     ],
                 ),
-                table(
+                TableView::fixture(
                     "employee",
                     &[
                         ("employee_id", "integer"),
@@ -263,7 +242,7 @@ mod tests {
                         ("birth_date", "timestamp without time zone"),
                     ],
                 ),
-                table(
+                TableView::fixture(
                     "invoice",
                     &[
                         ("invoice_id", "integer"),
@@ -272,7 +251,7 @@ mod tests {
                         ("total", "numeric(10,2)"),
                     ],
                 ),
-                table("Odd", &[("Mixed Case", "text")]),
+                TableView::fixture("Odd", &[("Mixed Case", "text")]),
             ],
         }
     }

@@ -112,28 +112,16 @@ fn offset(sql: &str, lines: &[usize], at: Location) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::schema::{ColumnView, TableView};
+    use crate::sql::schema::TableView;
 
+    /// Tables whose columns are all `text` (types do not matter here).
     fn schema(tables: &[(&str, &[&str])]) -> SchemaView {
         SchemaView {
             tables: tables
                 .iter()
-                .map(|(name, columns)| TableView {
-                    schema: "public".into(),
-                    name: (*name).into(),
-                    comment: None,
-                    columns: columns
-                        .iter()
-                        .map(|c| ColumnView {
-                            name: (*c).into(),
-                            ty: "text".into(),
-                            nullable: true,
-                            comment: None,
-                            samples: Vec::new(),
-                        })
-                        .collect(),
-                    primary_key: Vec::new(),
-                    foreign_keys: Vec::new(),
+                .map(|(name, columns)| {
+                    let typed: Vec<(&str, &str)> = columns.iter().map(|c| (*c, "text")).collect();
+                    TableView::fixture(name, &typed)
                 })
                 .collect(),
         }

@@ -57,3 +57,28 @@ pub struct ForeignKey {
     /// Referenced columns.
     pub referenced_columns: Vec<String>,
 }
+
+#[cfg(test)]
+impl TableView {
+    /// A `public` table with `columns` as (name, type), nullable, without keys or comments: the
+    /// fixture of the SQL helpers' unit tests.
+    pub(crate) fn fixture(name: &str, columns: &[(&str, &str)]) -> Self {
+        Self {
+            schema: "public".into(),
+            name: name.into(),
+            comment: None,
+            columns: columns
+                .iter()
+                .map(|(name, ty)| ColumnView {
+                    name: (*name).into(),
+                    ty: (*ty).into(),
+                    nullable: true,
+                    comment: None,
+                    samples: Vec::new(),
+                })
+                .collect(),
+            primary_key: Vec::new(),
+            foreign_keys: Vec::new(),
+        }
+    }
+}
