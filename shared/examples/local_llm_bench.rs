@@ -60,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         "invoice_id",
         "customer_id",
     ];
+    let tables = ["customer", "invoice", "track", "genre"];
     let questions = [
         "How many customers are there in each country?",
         "What is the total invoiced per billing country?",
@@ -71,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
             let mut request = ChatRequest::new(&system, *question);
             request.max_tokens = 64;
             if grammar {
-                request.grammar = Some(gbnf::sql::grammar(&names));
+                request.grammar = Some(gbnf::sql::grammar(&names, &tables));
             }
             let before = model.stats();
             let started = Instant::now();

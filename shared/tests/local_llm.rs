@@ -101,12 +101,10 @@ async fn the_sql_grammar_keeps_names_inside_the_schema() {
     let mut request = ChatRequest::new(system, "Select all rows from the clients table.");
     request.max_tokens = 60;
     let free = model.complete(&request).await.unwrap().text;
-    request.grammar = Some(gbnf::sql::grammar(&[
-        "customer",
-        "customer_id",
-        "first_name",
-        "country",
-    ]));
+    request.grammar = Some(gbnf::sql::grammar(
+        &["customer", "customer_id", "first_name", "country"],
+        &["customer"],
+    ));
     let constrained = model.complete(&request).await.unwrap().text;
     let lower = constrained.to_ascii_lowercase();
     assert!(lower.contains("select"), "{constrained}");

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -26,6 +26,9 @@ use crate::text_to_sql::RunSql;
 /// Longest wait for Redis (memory, cache) before answering without it.
 const REDIS_DEADLINE: Duration = Duration::from_millis(300);
 
+/// Most SQL grammars a schema context keeps (one per table set seen).
+const GRAMMARS_KEPT: usize = 16;
+
 /// How long a role's schema is reused before it is fetched again.
 const SCHEMA_TTL: Duration = Duration::from_secs(60);
 
@@ -40,9 +43,8 @@ pub struct SchemaContext {
     /// One embedding per table of its description ([`schema_context::describe`]), for linking;
     /// `None` when the embedder is unavailable (then nothing is linked away).
     embeddings: Option<Vec<Vec<f32>>>,
-    /// The SQL grammar over every table, built on first use: the same for every question of a
-    /// schema small enough not to be linked.
-    whole_grammar: OnceLock<String>,
+    /// SQL grammars built, by the table set they cover.
+    grammars: Mutex<HashMap<Vec<usize>, String>>,
 }
 
 impl SchemaContext {
@@ -58,25 +60,34 @@ impl SchemaContext {
             tables,
             words,
             embeddings,
-            whole_grammar: OnceLock::new(),
+            grammars: Mutex::new(HashMap::new()),
         }
     }
 
     /// The tables the model sees for a question with embedding `question` (indices into
-    /// `view.tables`): every table of a small schema (the same prompt for every question, which a
-    /// local model's prefix cache reuses), or those linked to the question in a large one.
+    /// `view.tables`): the database schemas the question is about ([`schema_context::scope`]),
+    /// whole — the same prompt for every question on them, which a local model's prefix cache
+    /// reuses — or, when those hold more than `link_above_tables` tables, the ones linked to
+    /// the question. Without embeddings, every table.
     pub fn link(&self, settings: &AskSettings, question: Option<&[f32]>) -> Vec<usize> {
         let n = self.view.tables.len();
-        match (&self.embeddings, question) {
-            (Some(tables), Some(q)) if n > settings.link_above_tables => {
-                let scores: Vec<f32> = tables
-                    .iter()
-                    .map(|t| t.iter().zip(q).map(|(a, b)| a * b).sum())
-                    .collect();
-                schema_context::link(&self.view, &scores, settings.link_tables)
-            }
-            _ => (0..n).collect(),
+        let (Some(tables), Some(q)) = (&self.embeddings, question) else {
+            return (0..n).collect();
+        };
+        let mut scores: Vec<f32> = tables
+            .iter()
+            .map(|t| t.iter().zip(q).map(|(a, b)| a * b).sum())
+            .collect();
+        let scoped = schema_context::scope(&self.view, &scores, settings.scope_margin);
+        if scoped.len() <= settings.link_above_tables {
+            return scoped;
         }
+        for (i, score) in scores.iter_mut().enumerate() {
+            if scoped.binary_search(&i).is_err() {
+                *score = f32::NEG_INFINITY;
+            }
+        }
+        schema_context::link(&self.view, &scores, settings.link_tables)
     }
 
     /// The DDL of `linked` tables.
@@ -85,15 +96,33 @@ impl SchemaContext {
     }
 
     /// The local model's SQL grammar for `linked` tables, whose names are `identifiers`
-    /// ([`Self::identifiers`]).
+    /// ([`Self::identifiers`]). Kept per table set: a scoped schema's set recurs question after
+    /// question; similarity-linked sets vary, so at most [`GRAMMARS_KEPT`] are kept.
     pub fn grammar(&self, linked: &[usize], identifiers: &[String]) -> String {
-        if linked.len() == self.view.tables.len() {
-            self.whole_grammar
-                .get_or_init(|| gbnf::sql::grammar(identifiers))
-                .clone()
-        } else {
-            gbnf::sql::grammar(identifiers)
+        let mut kept = self.grammars.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(grammar) = kept.get(linked) {
+            return grammar.clone();
         }
+        let tables: Vec<String> = linked
+            .iter()
+            .filter_map(|&i| self.view.tables.get(i))
+            .map(sql_name)
+            .collect();
+        let grammar = gbnf::sql::grammar(identifiers, &tables);
+        if kept.len() >= GRAMMARS_KEPT {
+            kept.clear();
+        }
+        kept.insert(linked.to_vec(), grammar.clone());
+        grammar
+    }
+
+    /// `linked` tables as `(schema, table)`, as the SQL guard names the tables a query reads.
+    pub fn qualified(&self, linked: &[usize]) -> BTreeSet<(String, String)> {
+        linked
+            .iter()
+            .filter_map(|&i| self.view.tables.get(i))
+            .map(|t| (t.schema.clone(), t.name.clone()))
+            .collect()
     }
 
     /// The names a query over `linked` tables may use: the tables (as SQL writes them) and

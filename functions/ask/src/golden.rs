@@ -1,12 +1,13 @@
 //! Few-shot examples from the curated golden queries (`quarry_meta.golden_queries`): the ones
 //! nearest the question by embedding, among those the caller's role could run itself — the SQL
 //! guard decides, with the caller's own policy, so an example never shows a table or column the
-//! caller cannot read.
+//! caller cannot read — and among those, only examples over the tables the prompt shows
+//! (an example over a table the model cannot see teaches it a name it must not write).
 //!
 //! Rows are read on every question (a dozen rows, one indexed scan) so an edit shows at once;
 //! their embeddings are computed once per question text and kept.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -31,15 +32,16 @@ pub struct GoldenEmbeddings {
 }
 
 impl GoldenEmbeddings {
-    /// The examples for a question with embedding `question`, as `role` may see them. Empty
-    /// when the table cannot be read or the embedder is unavailable: examples help, they are
-    /// not needed.
+    /// The examples for a question with embedding `question`, as `role` may see them, reading
+    /// only tables of `shown` (`(schema, table)`, the tables in the prompt). Empty when the
+    /// table cannot be read or the embedder is unavailable: examples help, they are not needed.
     pub async fn examples(
         &self,
         db: &deadpool_postgres::Pool,
         models_dir: &Path,
         role: &RolePolicy,
         question: &[f32],
+        shown: &BTreeSet<(String, String)>,
     ) -> Vec<Example> {
         let rows = match read(db).await {
             Ok(rows) => rows,
@@ -51,7 +53,10 @@ impl GoldenEmbeddings {
         let options = GuardOptions::default();
         let allowed: Vec<Example> = rows
             .into_iter()
-            .filter(|e| sql::check(&e.sql, role, &options).is_ok())
+            .filter(|e| {
+                sql::check(&e.sql, role, &options)
+                    .is_ok_and(|guarded| guarded.tables.iter().all(|t| shown.contains(t)))
+            })
             .collect();
         let missing: Vec<String> = {
             let known = self.lock();

@@ -409,7 +409,13 @@ impl Run {
                 (Some(question), Some(role)) => {
                     self.engine
                         .golden
-                        .examples(&self.state.db, &self.engine.models_dir, role, question)
+                        .examples(
+                            &self.state.db,
+                            &self.engine.models_dir,
+                            role,
+                            question,
+                            &schema.qualified(&linked),
+                        )
                         .await
                 }
                 _ => Vec::new(),
@@ -707,17 +713,28 @@ fn sql_error(err: TextToSqlError) -> ApiError {
     match err {
         TextToSqlError::Llm(e) => e.into(),
         TextToSqlError::Peer(e) => peer_error(e),
-        TextToSqlError::GaveUp { attempts } => ApiError::Unprocessable {
-            kind: "sql-generation-failed",
-            detail: format!(
-                "No working query after {} attempts; the last failed with: {}",
-                attempts.len(),
-                attempts
-                    .last()
-                    .and_then(|a| a.error.clone())
-                    .unwrap_or_default()
-            ),
-        },
+        TextToSqlError::GaveUp { attempts } => {
+            let error = ApiError::Unprocessable {
+                kind: "sql-generation-failed",
+                detail: format!(
+                    "No working query after {} attempts; the last failed with: {}",
+                    attempts.len(),
+                    attempts
+                        .last()
+                        .and_then(|a| a.error.clone())
+                        .unwrap_or_default()
+                ),
+            };
+            // The caller sees what was tried, as a successful answer shows it, so a failure can
+            // be read (and `quarry eval sql` can score the first attempt of a failed question).
+            match serde_json::to_value(&attempts) {
+                Ok(attempts) => error.with_members(serde_json::Map::from_iter([(
+                    "attempts".to_owned(),
+                    attempts,
+                )])),
+                Err(_) => error,
+            }
+        }
     }
 }
 

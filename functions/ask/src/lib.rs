@@ -32,6 +32,7 @@ pub mod handler;
 pub mod local;
 pub mod memory;
 pub mod peers;
+pub mod repair_hint;
 pub mod route;
 pub mod schema_context;
 pub mod sql_prompt;

@@ -134,6 +134,44 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Narrows a schema that spans several database schemas (Chinook in `public`, nycflights13 in
+/// `flights`) to the ones the question is about. Each database schema is scored by its best
+/// table (`scores`, one per table of `view`), and every schema within `margin` of the best one
+/// is kept, so a question that resembles two keeps both. Without it a small model shown two
+/// unrelated databases borrows names across them (`FROM flights` for a question about
+/// customers). Schema order is kept; a single-schema view, or scores that are not all finite,
+/// keep every table.
+pub fn scope(view: &SchemaView, scores: &[f32], margin: f32) -> Vec<usize> {
+    let all = || (0..view.tables.len()).collect::<Vec<_>>();
+    if scores.len() != view.tables.len() || scores.iter().any(|s| !s.is_finite()) {
+        return all();
+    }
+    let mut best: Vec<(&str, f32)> = Vec::new();
+    for (table, &score) in view.tables.iter().zip(scores) {
+        match best.iter_mut().find(|(schema, _)| *schema == table.schema) {
+            Some((_, top)) => *top = top.max(score),
+            None => best.push((table.schema.as_str(), score)),
+        }
+    }
+    let Some(top) = best.iter().map(|(_, s)| *s).reduce(f32::max) else {
+        return all();
+    };
+    if best.len() < 2 {
+        return all();
+    }
+    let kept: Vec<&str> = best
+        .iter()
+        .filter(|(_, s)| *s >= top - margin)
+        .map(|(schema, _)| *schema)
+        .collect();
+    view.tables
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| kept.contains(&t.schema.as_str()))
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// Picks the tables a question needs: the `max_tables` best by `scores` (one per table of
 /// `view`, higher = more relevant), then every table on the shortest foreign-key path between
 /// two picked ones (a join through a bridge table such as `invoice_line` must stay possible,
@@ -342,6 +380,38 @@ mod tests {
         let scores = [f32::NAN, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6];
         let linked = link(&view, &scores, 1);
         assert_eq!(linked, vec![6]);
+    }
+
+    #[test]
+    fn scoping_keeps_the_database_schemas_near_the_best() {
+        let mut view = chinookish();
+        for t in &mut view.tables[5..] {
+            t.schema = "flights".into();
+        }
+        // customer scores best; flights' best (0.30) is 0.40 behind: dropped.
+        let scores = [0.7, 0.2, 0.1, 0.1, 0.1, 0.3, 0.0];
+        assert_eq!(scope(&view, &scores, 0.1), vec![0, 1, 2, 3, 4]);
+        // Within the margin, both stay.
+        let scores = [0.35, 0.2, 0.1, 0.1, 0.1, 0.3, 0.0];
+        assert_eq!(scope(&view, &scores, 0.1), (0..7).collect::<Vec<_>>());
+        // The other way round.
+        let scores = [0.1, 0.1, 0.1, 0.1, 0.1, 0.2, 0.6];
+        assert_eq!(scope(&view, &scores, 0.1), vec![5, 6]);
+        // A margin of 2 (cosine spans [-1, 1]) keeps everything.
+        assert_eq!(scope(&view, &scores, 2.0).len(), 7);
+    }
+
+    #[test]
+    fn scoping_keeps_everything_it_cannot_judge() {
+        let view = chinookish();
+        let scores = [0.9, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        assert_eq!(scope(&view, &scores, 0.0).len(), 7, "one database schema");
+        let mut two = chinookish();
+        two.tables[6].schema = "hr".into();
+        assert_eq!(scope(&two, &[0.5; 3], 0.0).len(), 7, "scores missing");
+        let nan = [0.9, 0.0, 0.0, 0.0, 0.0, 0.0, f32::NAN];
+        assert_eq!(scope(&two, &nan, 0.0).len(), 7, "a score not finite");
+        assert_eq!(scope(&two, &scores, 0.0), vec![0, 1, 2, 3, 4, 5]);
     }
 
     #[test]

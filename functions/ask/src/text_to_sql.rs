@@ -14,10 +14,12 @@ use quarry_shared::llm::{ChatRequest, LlmError, LlmProvider};
 use quarry_shared::sql::requalify::requalify;
 use quarry_shared::sql::respell::respell;
 use quarry_shared::sql::schema::SchemaView;
+use quarry_shared::sql::unalias::unalias;
 use serde::{Deserialize, Serialize};
 
 use crate::millis;
 use crate::peers::{PeerError, SqlResult};
+use crate::repair_hint;
 use crate::sql_prompt::{add_empty_recheck, add_repair, extract_sql};
 
 /// Runs a query as the caller (sql-exec in production).
@@ -96,7 +98,12 @@ pub async fn run(
             });
             continue;
         };
-        let sql = respell(&sql, schema).unwrap_or(sql);
+        let mut sql = respell(&sql, schema).unwrap_or(sql);
+        if repeats(&sql, &attempts) {
+            if let Some(other) = resample(llm, &request, schema, &attempts).await? {
+                sql = other;
+            }
+        }
         match execute(runner, schema, sql, max_rows, started, &mut attempts).await? {
             Executed::Ran { sql, result } => {
                 // Every path from here returns, so the re-check happens at most once.
@@ -113,10 +120,48 @@ pub async fn run(
                     attempts,
                 });
             }
-            Executed::Refused { sql, detail } => add_repair(&mut request, &sql, &detail),
+            Executed::Refused { sql, detail } => {
+                // The attempt keeps PostgreSQL's words; the model also gets the reminder.
+                let told = match repair_hint::hint(&detail, &sql, schema) {
+                    Some(hint) => format!("{detail}\n{hint}"),
+                    None => detail,
+                };
+                add_repair(&mut request, &sql, &told);
+            }
         }
     }
     Err(TextToSqlError::GaveUp { attempts })
+}
+
+/// Mechanical mends of one generated query at most (a query may need a requalify and an
+/// unalias; each is one more run).
+const MAX_MENDS: usize = 2;
+
+/// Sampling temperature of the second try when a repair repeats an earlier query.
+const RESAMPLE_TEMPERATURE: f32 = 0.7;
+
+/// Whether `sql` is (but for spacing and case) a query already tried.
+fn repeats(sql: &str, attempts: &[Attempt]) -> bool {
+    let sql = normalise(sql);
+    attempts.iter().any(|a| normalise(&a.sql) == sql)
+}
+
+/// A sampled answer to `request` when greedy decoding gave back a query already refused:
+/// measured with the 1.5B model, a repair turn at temperature 0 mostly returns the failed query
+/// unchanged, three times over. One sampled try within the same attempt; `None` when it holds
+/// no query or repeats one too.
+async fn resample(
+    llm: &dyn LlmProvider,
+    request: &ChatRequest,
+    schema: &SchemaView,
+    attempts: &[Attempt],
+) -> Result<Option<String>, TextToSqlError> {
+    let mut sampled = request.clone();
+    sampled.temperature = RESAMPLE_TEMPERATURE;
+    let completion = llm.complete(&sampled).await?;
+    Ok(extract_sql(&completion.text)
+        .map(|sql| respell(&sql, schema).unwrap_or(sql))
+        .filter(|sql| !repeats(sql, attempts)))
 }
 
 /// What became of one generated query.
@@ -129,7 +174,8 @@ enum Executed {
 
 /// Runs one generated query, recording it in `attempts`. A query PostgreSQL refuses for a
 /// missing column is first retried with its references moved to the table that has them
-/// ([`requalify`]), which saves a round trip to the model for the commonest join mistake.
+/// ([`requalify`]) or with an output alias written out ([`unalias`]), which saves a round trip
+/// to the model for the commonest slips.
 async fn execute(
     runner: &dyn RunSql,
     schema: &SchemaView,
@@ -138,7 +184,7 @@ async fn execute(
     started: Instant,
     attempts: &mut Vec<Attempt>,
 ) -> Result<Executed, TextToSqlError> {
-    let mut fixed_once = false;
+    let mut mends = 0;
     loop {
         match runner.run(&sql, max_rows).await {
             Ok(result) => {
@@ -155,12 +201,17 @@ async fn execute(
                     error: Some(detail.clone()),
                     elapsed_ms: millis(started),
                 });
-                let fixed = (!fixed_once && detail.contains("does not exist"))
-                    .then(|| requalify(&sql, schema))
+                let fixed = (mends < MAX_MENDS && detail.contains("does not exist"))
+                    .then(|| {
+                        requalify(&sql, schema).or_else(|| {
+                            repair_hint::missing_column(&detail)
+                                .and_then(|column| unalias(&sql, &column))
+                        })
+                    })
                     .flatten();
                 match fixed {
                     Some(fixed) => {
-                        fixed_once = true;
+                        mends += 1;
                         sql = fixed;
                     }
                     None => return Ok(Executed::Refused { sql, detail }),

@@ -220,6 +220,54 @@ async fn misspelt_and_misplaced_columns_are_mended_without_asking_the_model_agai
 }
 
 #[tokio::test]
+async fn a_question_with_no_working_query_is_a_422_that_shows_every_attempt() {
+    let s = stack(&[("ASK_MAX_ATTEMPTS", "2")]).await;
+    s.llm.respond_with(|r: &Recorded| {
+        if is_sql_request(r) {
+            // Every attempt names a table the schema does not have.
+            return Reply::openai("SELECT count(*) FROM passengers");
+        }
+        Reply::openai("{\"route\": \"sql\"}")
+    });
+    let (status, headers, body) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "How many passengers flew from JFK?", "mode": "sql"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(body["type"], "urn:quarry:problem:sql-generation-failed");
+    let attempts = body["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{body}");
+    for attempt in attempts {
+        assert_eq!(attempt["sql"], "SELECT count(*) FROM passengers", "{body}");
+        let error = attempt["error"].as_str().unwrap();
+        assert!(error.contains("passengers"), "{error}");
+        assert!(attempt["elapsed_ms"].is_u64(), "{body}");
+    }
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("after 2 attempts"), "{detail}");
+    // The repair repeated the refused query, so it was asked once more with sampling; the
+    // repair turn carried a reminder of the tables there are.
+    let requests = s.llm.requests();
+    let sql_requests: Vec<&Recorded> = requests.iter().filter(|r| is_sql_request(r)).collect();
+    assert_eq!(sql_requests.len(), 3);
+    let temperatures: Vec<f64> = sql_requests
+        .iter()
+        .map(|r| r.body["temperature"].as_f64().unwrap())
+        .collect();
+    assert_eq!(temperatures[..2], [0.0, 0.0]);
+    assert!(temperatures[2] > 0.0, "{temperatures:?}");
+    let repair = last_user(sql_requests[1]);
+    assert!(
+        repair.contains("There is no table passengers. The tables are: ")
+            && repair.contains("customer"),
+        "{repair}"
+    );
+}
+
+#[tokio::test]
 async fn no_rows_reach_the_model_when_configured() {
     let s = stack(&[("ASK_ROWS_TO_LLM", "0")]).await;
     s.llm.respond_with(chinook_model);

@@ -1,6 +1,11 @@
 //! `GET /v1/schema`: what the caller's role may read: tables, columns with types, keys, comments and
 //! a few common values of short text columns. The LLM's schema context is built from this, so a
 //! table or column the role cannot read is never shown to the model.
+//!
+//! Relations an extension installed (`pg_stat_statements`, hypopg's `hypopg_list_indexes`) are
+//! left out even where a grant such as `public.*` covers them: they are the server's
+//! bookkeeping, not the data questions are about, and in a prompt they cost a small model ~50
+//! columns of distraction. The guard, not this view, still decides whether a query may read them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -71,6 +76,8 @@ async fn load(pool: &deadpool_postgres::Pool, role: &RolePolicy) -> Result<Schem
              JOIN pg_namespace n ON n.oid = c.relnamespace
              JOIN pg_attribute a ON a.attrelid = c.oid
              WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm') AND a.attnum > 0 AND NOT a.attisdropped
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                               WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
              ORDER BY n.nspname, c.relname, a.attnum",
             &[&schemas],
         )

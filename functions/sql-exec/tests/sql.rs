@@ -473,6 +473,31 @@ async fn schema_shows_only_what_the_role_may_read() {
         .unwrap();
     assert!(!name["samples"].as_array().unwrap().is_empty(), "{name}");
     assert!(name["comment"].as_str().is_some());
+
+    // `public.*` covers the views extensions put in `public`; they are not shown.
+    let admin: Value = get(token("a", "admin", "emea"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = admin["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"track") && names.contains(&"flights"),
+        "{names:?}"
+    );
+    for hidden in [
+        "pg_stat_statements",
+        "pg_stat_statements_info",
+        "hypopg_list_indexes",
+    ] {
+        assert!(!names.contains(&hidden), "{hidden} in {names:?}");
+    }
 }
 
 /// A checksum of every demo table, as the owner sees it.

@@ -10,6 +10,7 @@
 //! | `ASK_TOP_K` | 6 | passages retrieved for a documents answer |
 //! | `ASK_LINK_ABOVE_TABLES` | 30 | schemas with more tables are linked to the question first (below it the whole schema is one cached prompt prefix) |
 //! | `ASK_LINK_TABLES` | 6 | tables picked by similarity when linking (before bridges) |
+//! | `ASK_SCOPE_MARGIN` | 0.08 | when the readable tables span several database schemas, those whose best table is within this cosine similarity of the best schema's reach the prompt; 2 = always all |
 //! | `ASK_CACHE_THRESHOLD` | 0.92 | cosine similarity a cached question needs (same numbers, dates, negations too) |
 //! | `ASK_CACHE_TTL_SECS` | 86400 | how long cached answers live |
 
@@ -34,6 +35,8 @@ pub struct AskSettings {
     pub link_above_tables: usize,
     /// Tables picked when linking.
     pub link_tables: usize,
+    /// How far behind the best database schema another may score and still reach the prompt.
+    pub scope_margin: f32,
     /// Cosine similarity a cached question needs to answer a new one.
     pub cache_threshold: f32,
     /// How long cached answers live.
@@ -74,7 +77,13 @@ impl AskSettings {
             top_k: size("ASK_TOP_K", 6, 1..=20)?,
             link_above_tables: size("ASK_LINK_ABOVE_TABLES", 30, 1..=10_000)?,
             link_tables: size("ASK_LINK_TABLES", 6, 1..=100)?,
-            cache_threshold: threshold(get("ASK_CACHE_THRESHOLD"))?,
+            scope_margin: number(get("ASK_SCOPE_MARGIN"), "ASK_SCOPE_MARGIN", 0.08, 0.0..=2.0)?,
+            cache_threshold: number(
+                get("ASK_CACHE_THRESHOLD"),
+                "ASK_CACHE_THRESHOLD",
+                0.92,
+                0.5..=1.0,
+            )?,
             cache_ttl: std::time::Duration::from_secs(ranged(
                 get("ASK_CACHE_TTL_SECS"),
                 "ASK_CACHE_TTL_SECS",
@@ -85,13 +94,19 @@ impl AskSettings {
     }
 }
 
-fn threshold(value: Option<String>) -> Result<f32, ConfigError> {
-    let var = "ASK_CACHE_THRESHOLD";
-    let v = super::parse_or(value, var, "a number between 0.5 and 1", || 0.92f32)?;
-    if (0.5..=1.0).contains(&v) {
+/// A decimal setting within `range` (NaN is outside every range).
+fn number(
+    value: Option<String>,
+    var: &'static str,
+    default: f32,
+    range: std::ops::RangeInclusive<f32>,
+) -> Result<f32, ConfigError> {
+    let bounds = format!("between {} and {}", range.start(), range.end());
+    let v = super::parse_or(value, var, &format!("a number {bounds}"), || default)?;
+    if range.contains(&v) {
         Ok(v)
     } else {
-        Err(ConfigError::new(var, "must be between 0.5 and 1"))
+        Err(ConfigError::new(var, format!("must be {bounds}")))
     }
 }
 
@@ -116,6 +131,11 @@ mod tests {
             (3, 10, 200, 6)
         );
         assert_eq!(s.sql_exec_url, None);
+        assert_eq!((s.scope_margin, s.cache_threshold), (0.08, 0.92));
+        assert_eq!(
+            load(&[("ASK_SCOPE_MARGIN", "2")]).unwrap().scope_margin,
+            2.0
+        );
         assert_eq!(load(&[("ASK_ROWS_TO_LLM", "0")]).unwrap().rows_to_llm, 0);
         for (var, value) in [
             ("ASK_MAX_ATTEMPTS", "0"),
@@ -124,6 +144,8 @@ mod tests {
             ("SQL_EXEC_URL", "ftp://h"),
             ("ASK_CACHE_THRESHOLD", "0.2"),
             ("ASK_CACHE_THRESHOLD", "NaN"),
+            ("ASK_SCOPE_MARGIN", "-0.1"),
+            ("ASK_SCOPE_MARGIN", "inf"),
         ] {
             assert_eq!(load(&[(var, value)]).unwrap_err().var, var);
         }

@@ -15,6 +15,9 @@ use serde::Serialize;
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The members every problem body may hold; an extension member cannot replace them.
+const STANDARD_MEMBERS: [&str; 6] = ["type", "title", "status", "detail", "request_id", "reason"];
+
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -103,6 +106,15 @@ pub enum ApiError {
     /// Anything else: logged with its cause chain, answered with a generic 500.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+    /// Another client error with extension members added to its body (RFC 9457 §3.2), such as
+    /// the queries `ask` tried before it gave up. Built by [`ApiError::with_members`].
+    #[error("{error}")]
+    Extended {
+        /// The error itself: it decides the status, `type` and `detail`.
+        error: Box<ApiError>,
+        /// The members added beside `type`, `title`, `status` and `detail`.
+        members: serde_json::Map<String, serde_json::Value>,
+    },
 }
 
 /// The JSON body of a problem response.
@@ -123,6 +135,10 @@ pub struct Problem {
     /// For refusals with a machine-readable cause: the stable reason code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Extension members of this kind of problem (e.g. `attempts` of `sql-generation-failed`).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub members: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -139,9 +155,41 @@ impl ApiError {
         Self::Internal(err.into())
     }
 
+    /// This error with extension members in its body. Server errors (5xx) stay generic, so
+    /// members are dropped from them; a member named like a standard one is ignored.
+    pub fn with_members(self, members: serde_json::Map<String, serde_json::Value>) -> Self {
+        if self.status().is_server_error() || members.is_empty() {
+            return self;
+        }
+        match self {
+            Self::Extended {
+                error,
+                members: mut own,
+            } => {
+                own.extend(members);
+                Self::Extended {
+                    error,
+                    members: own,
+                }
+            }
+            error => Self::Extended {
+                error: Box::new(error),
+                members,
+            },
+        }
+    }
+
+    /// The error under any extension members.
+    fn base(&self) -> &Self {
+        match self {
+            Self::Extended { error, .. } => error.base(),
+            other => other,
+        }
+    }
+
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
-        match self {
+        match self.base() {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
@@ -155,12 +203,13 @@ impl ApiError {
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Extended { error, .. } => error.status(),
         }
     }
 
     /// The stable slug of this error's `type`.
     pub fn slug(&self) -> &'static str {
-        match self {
+        match self.base() {
             Self::BadRequest { kind, .. }
             | Self::Unprocessable { kind, .. }
             | Self::Unauthorized { kind, .. }
@@ -174,13 +223,14 @@ impl ApiError {
             Self::Timeout => "timeout",
             Self::TooManyRequests { .. } => "rate-limited",
             Self::Internal(_) => "internal",
+            Self::Extended { error, .. } => error.slug(),
         }
     }
 
     /// The problem body for this error; 5xx details are generic on purpose.
     pub fn problem(&self, request_id: Option<String>) -> Problem {
         let status = self.status();
-        let detail = match self {
+        let detail = match self.base() {
             Self::Internal(_) => {
                 "An internal error occurred; the request id identifies it in the logs.".to_owned()
             }
@@ -203,9 +253,17 @@ impl ApiError {
             status: status.as_u16(),
             detail,
             request_id,
-            reason: match self {
+            reason: match self.base() {
                 Self::Rejected { reason, .. } => Some(reason.clone()),
                 _ => None,
+            },
+            members: match self {
+                Self::Extended { members, .. } => members
+                    .iter()
+                    .filter(|(name, _)| !STANDARD_MEMBERS.contains(&name.as_str()))
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect(),
+                _ => serde_json::Map::new(),
             },
         }
     }
@@ -217,7 +275,7 @@ impl ApiError {
     /// both answer through this, so an error looks the same whichever runs the function. Logging
     /// an internal error's cause is the caller's job.
     pub fn to_http(&self, request_id: Option<String>) -> http::Response<Vec<u8>> {
-        let retry_after = match self {
+        let retry_after = match self.base() {
             Self::TooManyRequests { retry_after } => Some(*retry_after),
             Self::Unavailable { retry_after, .. } => *retry_after,
             _ => None,
@@ -236,7 +294,7 @@ impl ApiError {
                 HeaderValue::from(after.as_secs().max(1)),
             );
         }
-        if matches!(self, Self::Unauthorized { .. }) {
+        if matches!(self.base(), Self::Unauthorized { .. }) {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer error=\"invalid_token\""),
@@ -249,7 +307,7 @@ impl ApiError {
 #[cfg(feature = "server")]
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Self::Internal(cause) = &self {
+        if let Self::Internal(cause) = self.base() {
             // The chain goes to the log (with the request id from the span), never to the client.
             tracing::error!(error = format!("{cause:#}"), "internal error");
         }
@@ -314,6 +372,7 @@ impl From<crate::llm::LlmError> for ApiError {
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
+    use serde_json::{json, Value};
 
     async fn body_json(response: Response) -> serde_json::Value {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -359,5 +418,67 @@ mod tests {
             response.headers()[header::WWW_AUTHENTICATE],
             "Bearer error=\"invalid_token\""
         );
+    }
+
+    fn body(error: &ApiError) -> Value {
+        let response = error.to_http(Some("req-1".to_owned()));
+        serde_json::from_slice(response.body()).unwrap_or(Value::Null)
+    }
+
+    fn members(value: Value) -> serde_json::Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        }
+    }
+
+    #[test]
+    fn extension_members_sit_beside_the_standard_ones() {
+        let error = ApiError::Unprocessable {
+            kind: "sql-generation-failed",
+            detail: "No working query".to_owned(),
+        }
+        .with_members(members(json!({"attempts": [{"sql": "SELECT 1"}]})));
+        assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error.slug(), "sql-generation-failed");
+        assert_eq!(
+            body(&error),
+            json!({
+                "type": "urn:quarry:problem:sql-generation-failed",
+                "title": "Unprocessable Entity",
+                "status": 422,
+                "detail": "No working query",
+                "request_id": "req-1",
+                "attempts": [{"sql": "SELECT 1"}],
+            })
+        );
+    }
+
+    #[test]
+    fn members_cannot_replace_standard_ones_and_accumulate() {
+        let error = ApiError::bad_request("invalid-json", "bad")
+            .with_members(members(json!({"status": 200, "detail": "fine", "a": 1})))
+            .with_members(members(json!({"b": 2})));
+        let body = body(&error);
+        assert_eq!(body["status"], 400);
+        assert_eq!(body["detail"], "bad");
+        assert_eq!((body["a"].clone(), body["b"].clone()), (json!(1), json!(2)));
+    }
+
+    #[test]
+    fn server_errors_take_no_members_and_keep_their_headers() {
+        let error = ApiError::internal(anyhow::anyhow!("secret dsn"))
+            .with_members(members(json!({"cause": "secret dsn"})));
+        assert!(matches!(error, ApiError::Internal(_)));
+        assert!(body(&error).get("cause").is_none());
+
+        let error = ApiError::Unauthorized {
+            kind: "token-expired",
+            detail: "expired".to_owned(),
+        }
+        .with_members(members(json!({"hint": "mint a new token"})));
+        let response = error.to_http(None);
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
     }
 }

@@ -12,9 +12,10 @@
 //!
 //! Layout: [`guard`] holds the API and the statement-level rules; `relations` resolves tables and
 //! columns through scopes; `functions` is the function deny list and allow-list mode; `cap` wraps
-//! the query in the row cap. Two helpers mend a model's query before it is judged: [`respell`]
+//! the query in the row cap. Three helpers mend a model's query before it is judged: [`respell`]
 //! writes `FirstName` as the schema's `first_name`, and [`requalify`] moves a misplaced
-//! `alias.column` to the table that has it.
+//! `alias.column` to the table that has it; [`unalias`] writes out an output alias used in
+//! `HAVING` or `WHERE`.
 
 mod cap;
 mod functions;
@@ -23,13 +24,40 @@ mod relations;
 pub mod requalify;
 pub mod respell;
 pub mod schema;
+pub mod unalias;
 
 #[cfg(test)]
 mod tests;
 
 pub use guard::{check, GuardOptions, Guarded, Rejection};
 
-use sqlparser::ast::{JoinConstraint, JoinOperator};
+use sqlparser::ast::{JoinConstraint, JoinOperator, Statement};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+/// Longest query the mending helpers ([`requalify`], [`unalias`]) rewrite: they walk the syntax
+/// tree recursively, and a query a model wrote is far shorter than this.
+const MAX_MENDED_BYTES: usize = 16 * 1024;
+
+/// The parser's nesting limit for the mending helpers, for the same reason.
+const MAX_MENDED_DEPTH: usize = 64;
+
+/// `sql` parsed as exactly one PostgreSQL statement, for a helper that rewrites it; `None` when
+/// it is too long, too deep, does not parse, or holds several statements.
+pub(crate) fn parse_for_mending(sql: &str) -> Option<Statement> {
+    if sql.len() > MAX_MENDED_BYTES {
+        return None;
+    }
+    let mut statements = Parser::new(&PostgreSqlDialect {})
+        .with_recursion_limit(MAX_MENDED_DEPTH)
+        .try_with_sql(sql)
+        .and_then(|mut parser| parser.parse_statements())
+        .ok()?;
+    match statements.len() {
+        1 => statements.pop(),
+        _ => None,
+    }
+}
 
 /// The constraint of a join PostgreSQL has (`[INNER|LEFT|RIGHT|FULL] JOIN`, `CROSS JOIN`);
 /// `None` for the joins of other SQL dialects that sqlparser also parses.

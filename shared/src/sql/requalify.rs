@@ -19,40 +19,50 @@ use sqlparser::ast::{
     visit_expressions_mut, DateTimeField, Expr, ExtractSyntax, Ident, Statement, TableFactor,
     Visit, Visitor,
 };
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
 
 use super::relations::ident;
 use super::schema::{SchemaView, TableView};
 
-/// Longer queries are left alone: the rewrite walks the syntax tree recursively, and a query the
-/// model wrote is far shorter than this.
-const MAX_SQL_BYTES: usize = 16 * 1024;
-
-/// The parser's nesting limit for the same reason.
-const MAX_DEPTH: usize = 64;
-
 /// `sql` with every misplaced `alias.column` moved to the one table of the query that has the
 /// column; `None` when nothing could be moved (or `sql` does not parse as one statement).
 pub fn requalify(sql: &str, schema: &SchemaView) -> Option<String> {
-    if sql.len() > MAX_SQL_BYTES {
-        return None;
-    }
-    let mut statements = Parser::new(&PostgreSqlDialect {})
-        .with_recursion_limit(MAX_DEPTH)
-        .try_with_sql(sql)
-        .and_then(|mut parser| parser.parse_statements())
-        .ok()?;
-    let [statement] = statements.as_mut_slice() else {
-        return None;
-    };
+    let statement = super::parse_for_mending(sql)?;
     let mut bindings = Bindings {
         schema,
         names: BTreeMap::new(),
     };
     let _ = statement.visit(&mut bindings);
-    let changed = rewrite(statement, &bindings.names);
-    (changed > 0).then(|| statement.to_string())
+    let tautologies = self_comparisons(&statement);
+    // A rewrite that leaves `c.x = c.x` turned a join condition into `true`: a worse query than
+    // the refused one. The foreign-key reading is tried first, then the plain move.
+    for keys in [true, false] {
+        let mut candidate = statement.clone();
+        let changed = rewrite(&mut candidate, &bindings.names, keys);
+        if changed > 0 && self_comparisons(&candidate) == tautologies {
+            return Some(candidate.to_string());
+        }
+    }
+    None
+}
+
+/// How many `a = a` comparisons of a column with itself `statement` holds.
+fn self_comparisons(statement: &Statement) -> usize {
+    let mut count = 0;
+    let _ = sqlparser::ast::visit_expressions(statement, |expr: &Expr| {
+        if let Expr::BinaryOp {
+            left,
+            op: sqlparser::ast::BinaryOperator::Eq,
+            right,
+        } = expr
+        {
+            if matches!(**left, Expr::CompoundIdentifier(_) | Expr::Identifier(_)) && left == right
+            {
+                count += 1;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    count
 }
 
 /// What a name in `FROM` stands for: a table of the schema, or something whose columns are not
@@ -145,10 +155,10 @@ fn has_column(table: &TableView, column: &str) -> bool {
 }
 
 /// Rewrites the references in `statement`; returns how many changed.
-fn rewrite(statement: &mut Statement, names: &BTreeMap<String, Binding<'_>>) -> usize {
+fn rewrite(statement: &mut Statement, names: &BTreeMap<String, Binding<'_>>, keys: bool) -> usize {
     let mut changed = 0;
     let _ = visit_expressions_mut(statement, |expr: &mut Expr| {
-        if let Some(new) = replacement(expr, names) {
+        if let Some(new) = replacement(expr, names, keys) {
             *expr = new;
             changed += 1;
         }
@@ -157,8 +167,9 @@ fn rewrite(statement: &mut Statement, names: &BTreeMap<String, Binding<'_>>) -> 
     changed
 }
 
-/// What `expr` should be, if it is a misplaced `qualifier.column`.
-fn replacement(expr: &Expr, names: &BTreeMap<String, Binding<'_>>) -> Option<Expr> {
+/// What `expr` should be, if it is a misplaced `qualifier.column`; with `keys`, a foreign-key
+/// column on the table it references becomes that table's key.
+fn replacement(expr: &Expr, names: &BTreeMap<String, Binding<'_>>, keys: bool) -> Option<Expr> {
     let Expr::CompoundIdentifier(parts) = expr else {
         return None;
     };
@@ -169,6 +180,24 @@ fn replacement(expr: &Expr, names: &BTreeMap<String, Binding<'_>>) -> Option<Exp
     let table = (*names.get(&q)?)?;
     if has_column(table, &col) {
         return None;
+    }
+    // `e.support_rep_id = c.support_rep_id` with `customer.support_rep_id REFERENCES
+    // employee(employee_id)`: the join meant is `e.employee_id = c.support_rep_id`. Moving the
+    // qualifier instead would compare `c.support_rep_id` with itself.
+    let qualified = format!("{}.{}", table.schema, table.name);
+    let mut referenced: Vec<&str> = names
+        .values()
+        .flatten()
+        .flat_map(|t| &t.foreign_keys)
+        .filter(|fk| fk.columns == [col.as_str()] && fk.references == qualified)
+        .filter_map(|fk| fk.referenced_columns.first().map(String::as_str))
+        .collect();
+    referenced.dedup();
+    if let (true, [target]) = (keys, referenced.as_slice()) {
+        return Some(Expr::CompoundIdentifier(vec![
+            qualifier.clone(),
+            name_ident(target),
+        ]));
     }
     let mut owners = names
         .iter()
@@ -269,6 +298,45 @@ mod tests {
     }
 
     #[test]
+    fn a_foreign_key_column_on_the_referenced_table_becomes_its_key() {
+        let mut schema = chinook();
+        schema.tables[0]
+            .foreign_keys
+            .push(crate::sql::schema::ForeignKey {
+                columns: vec!["support_rep_id".into()],
+                references: "public.employee".into(),
+                referenced_columns: vec!["employee_id".into()],
+            });
+        let sql = "SELECT e.last_name, sum(i.total) FROM employee e \
+                   JOIN customer c ON e.support_rep_id = c.support_rep_id \
+                   JOIN invoice i ON c.customer_id = i.customer_id GROUP BY e.last_name";
+        let fixed = requalify(sql, &schema).unwrap();
+        assert!(
+            fixed.contains("ON e.employee_id = c.support_rep_id"),
+            "{fixed}"
+        );
+        // Read as a key, `e.support_rep_id = e.employee_id` would compare a column with itself:
+        // the plain move is made instead.
+        let sql = "SELECT e.last_name FROM employee e JOIN customer c ON e.support_rep_id = e.employee_id";
+        let fixed = requalify(sql, &schema).unwrap();
+        assert!(
+            fixed.ends_with("ON c.support_rep_id = e.employee_id"),
+            "{fixed}"
+        );
+    }
+
+    #[test]
+    fn a_move_that_would_compare_a_column_with_itself_is_not_made() {
+        // No foreign key in this schema: moving `e.` to `c.` would leave `c.x = c.x`.
+        let sql = "SELECT e.last_name FROM employee e JOIN customer c ON e.support_rep_id = c.support_rep_id";
+        assert_eq!(requalify(sql, &chinook()), None);
+        // A self-comparison the model wrote itself does not stop another mend.
+        let sql = "SELECT c.total FROM customer c JOIN invoice i ON i.total = i.total";
+        let fixed = requalify(sql, &chinook()).unwrap();
+        assert!(fixed.starts_with("SELECT i.total"), "{fixed}");
+    }
+
+    #[test]
     fn table_names_without_aliases_are_qualifiers_too() {
         let sql = "SELECT customer.total FROM customer JOIN invoice USING (customer_id)";
         let fixed = requalify(sql, &chinook()).unwrap();
@@ -336,7 +404,7 @@ mod tests {
     fn long_queries_are_not_parsed() {
         let sql = format!(
             "SELECT e.support_rep_id FROM employee e JOIN customer c ON true WHERE 1 = 1{}",
-            " AND 1 = 1".repeat(MAX_SQL_BYTES / 10)
+            " AND 1 = 1".repeat(crate::sql::MAX_MENDED_BYTES / 10)
         );
         assert_eq!(requalify(&sql, &chinook()), None);
     }

@@ -28,20 +28,6 @@ pub fn literal(text: &str) -> String {
     out
 }
 
-/// `word` matched in any letter case (`[sS][eE][lL]...`); non-letters stay literal.
-pub fn caseless(word: &str) -> String {
-    let mut parts = Vec::with_capacity(word.len());
-    for c in word.chars() {
-        let (lower, upper) = (c.to_ascii_lowercase(), c.to_ascii_uppercase());
-        if lower == upper {
-            parts.push(literal(&c.to_string()));
-        } else {
-            parts.push(format!("[{lower}{upper}]"));
-        }
-    }
-    parts.join(" ")
-}
-
 /// A rule name made from `text`: GBNF names are `[a-zA-Z0-9-]+`.
 pub fn rule_name(text: &str) -> String {
     let name: String = text
@@ -71,12 +57,6 @@ mod tests {
         assert_eq!(literal(r#"a"b\c"#), r#""a\"b\\c""#);
         assert_eq!(literal("x\ny"), r#""x\ny""#);
         assert_eq!(literal("\u{1}"), r#""\x01""#);
-    }
-
-    #[test]
-    fn caseless_words_take_either_case_per_letter() {
-        assert_eq!(caseless("as"), "[aA] [sS]");
-        assert_eq!(caseless("t1"), "[tT] \"1\"");
     }
 
     #[test]

@@ -6,13 +6,14 @@
 //! `FirstName` for `first_name`, which `sql::respell` writes back), a number, or a short alias
 //! (one or two characters: `c`, `il`, `t1`). Names the query itself defines are allowed where they are
 //! defined — after `AS` — and, because a grammar cannot remember them, everywhere after `WITH`
-//! (common table expressions) or `ORDER BY` (which may sort by an output alias). Those two
-//! tails are unconstrained by design; the guard and the repair loop still check them.
+//! (common table expressions), `HAVING` (models filter on an output alias there, which
+//! `sql::unalias` writes out) or `ORDER BY` (which may sort by one). Those tails are
+//! unconstrained by design; the guard and the repair loop still check them.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::{caseless, literal};
+use super::literal;
 use crate::sql::respell::squashed;
 
 /// Keywords, functions and type names a read-only query over PostgreSQL uses. Matched in any
@@ -199,27 +200,29 @@ pub const KEYWORDS: &[&str] = &[
 
 /// The grammar (root rule `root`) of statements whose bare names are `identifiers` (table,
 /// schema and column names, matched in any case as PostgreSQL folds them) or the words above.
-pub fn grammar<S: AsRef<str>>(identifiers: &[S]) -> String {
+/// After `JOIN` comes one of `tables` (as SQL names them, `flights.flights` outside `public`),
+/// a subquery or `LATERAL`: a column name there is the model inventing a table after it
+/// (`JOIN address AS T2 ON T1.address = T2.address`, measured on three eval questions). With no
+/// `tables`, `JOIN` is followed by any name.
+pub fn grammar<S: AsRef<str>, T: AsRef<str>>(identifiers: &[S], tables: &[T]) -> String {
+    let tables: BTreeSet<String> = tables
+        .iter()
+        .map(|t| t.as_ref().to_ascii_lowercase())
+        .filter(|t| t.split('.').all(is_plain))
+        .collect();
     let keywords: BTreeSet<String> = KEYWORDS
         .iter()
         .filter(|k| !matches!(**k, "with" | "as"))
+        .filter(|k| tables.is_empty() || **k != "join")
         .map(|k| k.to_ascii_lowercase())
         .collect();
-    let mut names: BTreeSet<String> = identifiers
+    let names: BTreeSet<String> = identifiers
         .iter()
         .flat_map(|i| i.as_ref().split('.').map(str::to_owned).collect::<Vec<_>>())
         .filter(|n| is_plain(n))
         .map(|n| n.to_ascii_lowercase())
         .filter(|n| !keywords.contains(n))
         .collect();
-    // `FirstName` for `first_name`: admitted, and written back by `sql::respell` before the
-    // query runs, so the model is not pushed onto some other word halfway through a name.
-    let camel: Vec<String> = names
-        .iter()
-        .filter_map(|n| squashed(n))
-        .filter(|n| !keywords.contains(n))
-        .collect();
-    names.extend(camel);
     let quoted: BTreeSet<String> = identifiers
         .iter()
         .flat_map(|i| i.as_ref().split('.').map(str::to_owned).collect::<Vec<_>>())
@@ -242,20 +245,40 @@ pub fn grammar<S: AsRef<str>>(identifiers: &[S]) -> String {
     }
     g.push_str("g-word-seq ::= g-word g-after-word | to-free f-after-word\n");
     g.push_str("f-word-seq ::= f-word f-after-word\n");
-    g.push_str("g-word ::= keyword | name | alias | number | as-def\n");
+    if tables.is_empty() {
+        g.push_str("g-word ::= keyword | name | alias | number | as-def\n");
+    } else {
+        g.push_str("g-word ::= keyword | name | alias | number | as-def | join-table\n");
+        let _ = writeln!(
+            g,
+            "join-table ::= {join} (ws1 (table | {lateral}) | ws \"(\")",
+            join = spelled_keyword("join"),
+            lateral = spelled_keyword("lateral"),
+        );
+        let spellings = tables.iter().map(|t| {
+            let parts: Vec<String> = t.split('.').map(name_spelling).collect();
+            parts.join(" \".\" ")
+        });
+        let _ = writeln!(g, "table ::= {}", alternatives(spellings));
+    }
     g.push_str("f-word ::= keyword | free | number | as-def | to-free\n");
     let _ = writeln!(
         g,
-        "to-free ::= {} | {} ws1 {}",
-        caseless("with"),
-        caseless("order"),
-        caseless("by")
+        "to-free ::= {} | {} | {} ws1 {}",
+        spelled_keyword("with"),
+        spelled_keyword("having"),
+        spelled_keyword("order"),
+        spelled_keyword("by")
     );
-    let _ = writeln!(g, "as-def ::= {} ws1 (free | quoted-free)", caseless("as"));
+    let _ = writeln!(
+        g,
+        "as-def ::= {} ws1 (free | quoted-free)",
+        spelled_keyword("as")
+    );
     let _ = writeln!(
         g,
         "keyword ::= {}",
-        alternatives(keywords.iter().map(|k| caseless(k)))
+        alternatives(keywords.iter().map(|k| spelled_keyword(k)))
     );
     if names.is_empty() {
         // No schema: only keywords and aliases; a query then cannot name a table, which is right.
@@ -264,7 +287,7 @@ pub fn grammar<S: AsRef<str>>(identifiers: &[S]) -> String {
         let _ = writeln!(
             g,
             "name ::= {}",
-            alternatives(names.iter().map(|n| caseless(n)))
+            alternatives(names.iter().map(|n| name_spelling(n)))
         );
     }
     let quoted_names = quoted
@@ -280,7 +303,7 @@ pub fn grammar<S: AsRef<str>>(identifiers: &[S]) -> String {
     }
     g.push('\n');
     g.push_str(
-        r#"alias ::= [a-z] [a-z0-9]?
+        r#"alias ::= [a-zA-Z] [a-zA-Z0-9]?
 free ::= [a-zA-Z_] [a-zA-Z0-9_]{0,62}
 quoted-free ::= "\"" [^"\n]{1,63} "\""
 number ::= [0-9]{1,18} ("." [0-9]{1,18})?
@@ -290,6 +313,67 @@ ws1 ::= [ \t\n]{1,12}
 "#,
     );
     g
+}
+
+/// `word` (lower case) as a query writes a name: `title` or `Title`. Not any case per letter:
+/// a grammar that admits `TItLe` lets a model steered off the name it wanted finish some other
+/// word in a mixed case (`HAVING total SpLit_pArt` for `total_spent`), where one that does not
+/// ends the word and lets it go on with the query. Written as `[tT] "itle"`, one alternative:
+/// the grammar sampler keeps a stack per alternative open at every word start, so each one
+/// costs time on every token.
+fn spelled(word: &str) -> String {
+    let mut chars = word.chars();
+    match chars.next() {
+        Some(first) if first.is_ascii_alphabetic() => {
+            let head = format!(
+                "[{}{}]",
+                first.to_ascii_lowercase(),
+                first.to_ascii_uppercase()
+            );
+            let rest = chars.as_str();
+            if rest.is_empty() {
+                head
+            } else {
+                format!("{head} {}", literal(rest))
+            }
+        }
+        _ => literal(word),
+    }
+}
+
+/// A keyword as queries write it: [`spelled`], or all in upper case (`SELECT`).
+fn spelled_keyword(word: &str) -> String {
+    let upper = word.to_ascii_uppercase();
+    if upper == word || upper.len() < 2 || spelled(word) == literal(word) {
+        return spelled(word);
+    }
+    format!("({} | {})", spelled(word), literal(&upper))
+}
+
+/// A name as [`spelled`], and a snake_case one also squashed or in CamelCase — `first_name`,
+/// `firstname`, `FirstName`, `firstName` — as one alternative, `[fF] "irst" ("_name" | "Name" |
+/// "name")`. The model writes Chinook's `FirstName` it learned; a grammar that refuses it pushes
+/// the model onto some other word halfway through the name, and `sql::respell` writes the
+/// schema's spelling back before the query runs.
+fn name_spelling(name: &str) -> String {
+    if squashed(name).is_none() {
+        return spelled(name);
+    }
+    let mut segments = name.split('_');
+    let mut out = spelled(segments.next().unwrap_or_default());
+    for segment in segments {
+        let mut chars = segment.chars();
+        let capitalised = chars.next().map_or_else(String::new, |first| {
+            first.to_ascii_uppercase().to_string() + chars.as_str()
+        });
+        let forms: BTreeSet<String> = [format!("_{segment}"), capitalised, segment.to_owned()]
+            .into_iter()
+            .filter(|f| !f.is_empty())
+            .collect();
+        let forms: Vec<String> = forms.iter().map(|f| literal(f)).collect();
+        out.push_str(&format!(" ({})", forms.join(" | ")));
+    }
+    out
 }
 
 /// Whether `name` can be written bare (a letter or `_`, then letters, digits and `_`).
@@ -314,42 +398,67 @@ mod tests {
 
     #[test]
     fn the_names_of_the_schema_become_the_name_rule() {
-        let g = grammar(&["customer", "invoice_line", "flights.airports"]);
+        let g = grammar(
+            &["customer", "invoice_line", "flights.airports"],
+            &[] as &[&str],
+        );
         let name_rule = g.lines().find(|l| l.starts_with("name ::=")).unwrap();
         for name in ["customer", "invoice_line", "flights", "airports"] {
             assert!(
-                name_rule.contains(&format!("({})", caseless(name))),
+                name_rule.contains(&format!("({})", name_spelling(name))),
                 "{name}: {name_rule}"
             );
         }
         assert!(
-            !name_rule.contains(&format!("({})", caseless("invoice"))),
+            !name_rule.contains(&format!("({})", spelled("invoice"))),
             "{name_rule}"
         );
     }
 
     #[test]
     fn camel_case_spellings_of_snake_case_names_are_admitted() {
-        let g = grammar(&["customer.first_name", "invoice_line"]);
+        assert_eq!(
+            name_spelling("first_name"),
+            r#"[fF] "irst" ("Name" | "_name" | "name")"#
+        );
+        assert_eq!(
+            name_spelling("invoice_line_id"),
+            r#"[iI] "nvoice" ("Line" | "_line" | "line") ("Id" | "_id" | "id")"#
+        );
+        assert_eq!(name_spelling("title"), spelled("title"));
+        let g = grammar(&["customer.first_name"], &[] as &[&str]);
         let name_rule = g.lines().find(|l| l.starts_with("name ::=")).unwrap();
-        for name in ["first_name", "firstname", "invoice_line", "invoiceline"] {
-            assert!(
-                name_rule.contains(&format!("({})", caseless(name))),
-                "{name}: {name_rule}"
-            );
-        }
+        assert!(
+            name_rule.contains(&name_spelling("first_name")),
+            "{name_rule}"
+        );
     }
 
     #[test]
     fn names_that_are_keywords_are_not_listed_twice() {
-        let g = grammar(&["date", "total"]);
+        let g = grammar(&["date", "total"], &[] as &[&str]);
         let name_rule = g.lines().find(|l| l.starts_with("name ::=")).unwrap();
-        assert_eq!(name_rule, format!("name ::= ({})", caseless("total")));
+        assert_eq!(name_rule, format!("name ::= ({})", spelled("total")));
+    }
+
+    #[test]
+    fn words_are_spelt_in_one_case_or_capitalised_never_mixed() {
+        assert_eq!(spelled("title"), r#"[tT] "itle""#);
+        assert_eq!(spelled("t1"), r#"[tT] "1""#);
+        assert_eq!(spelled("a"), "[aA]");
+        assert_eq!(spelled("1x"), r#""1x""#);
+        assert_eq!(spelled_keyword("select"), r#"([sS] "elect" | "SELECT")"#);
+        assert_eq!(spelled_keyword("as"), r#"([aA] "s" | "AS")"#);
+        let g = grammar(&["album.title"], &["album"]);
+        assert!(
+            g.contains(r#"alias ::= [a-zA-Z] [a-zA-Z0-9]?"#),
+            "T1 is an alias: {g}"
+        );
     }
 
     #[test]
     fn names_that_need_quotes_are_allowed_only_quoted() {
-        let g = grammar(&["Unit Price"]);
+        let g = grammar(&["Unit Price"], &[] as &[&str]);
         let name_rule = g.lines().find(|l| l.starts_with("name ::=")).unwrap();
         assert_eq!(name_rule, "name ::= alias");
         assert!(g.contains(r#""\"Unit Price\"""#), "{g}");
@@ -357,7 +466,10 @@ mod tests {
 
     #[test]
     fn every_rule_used_is_defined() {
-        let g = grammar(&["customer"]);
+        let g = grammar(
+            &["customer", "address"],
+            &["customer", "flights.invoice_line"],
+        );
         let defined: BTreeSet<&str> = g
             .lines()
             .filter_map(|l| l.split_once(" ::= ").map(|(n, _)| n))
