@@ -181,7 +181,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// The schema context of `role`, fetched as the caller (`forward`) when not fresh.
+    /// The schema context of `role`, fetched as the caller (`forward`) when not fresh, and
+    /// rebuilt only when what sql-exec returns has changed.
     ///
     /// # Errors
     /// As sql-exec fails.
@@ -190,19 +191,27 @@ impl Engine {
         role: &str,
         forward: &Forward,
     ) -> Result<Arc<SchemaContext>, PeerError> {
-        {
+        let known = {
             let schemas = self
                 .schemas
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((at, context)) = schemas.get(role) {
-                if at.elapsed() < SCHEMA_TTL {
+            match schemas.get(role) {
+                Some((at, context)) if at.elapsed() < SCHEMA_TTL => {
                     return Ok(Arc::clone(context));
                 }
+                Some((_, context)) => Some(Arc::clone(context)),
+                None => None,
             }
-        }
+        };
         let view = self.peers.schema(forward).await?;
-        let context = Arc::new(SchemaContext::new(view, &self.models_dir).await);
+        // An unchanged schema keeps its context: its table embeddings (a second of the embedder
+        // on Chinook + flights, paid by whichever question found the context stale) and its
+        // grammars stay valid.
+        let context = match known {
+            Some(context) if context.view == view => context,
+            _ => Arc::new(SchemaContext::new(view, &self.models_dir).await),
+        };
         self.schemas
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
