@@ -228,3 +228,41 @@ async fn every_golden_query_is_seeded_and_returns_rows() {
         assert!(!rows.is_empty(), "{question}: no rows");
     }
 }
+
+/// A pair an earlier demo seeded and this one retired is deleted by the next load, unless its
+/// SQL was edited by hand since.
+#[tokio::test]
+async fn loading_retires_old_demo_pairs_but_not_edited_ones() {
+    let db = TestDb::from_template().await;
+    let mut c = db.connect().await;
+    let [(stale_q, stale_sql), (edited_q, _), ..] = demo::golden::RETIRED else {
+        panic!("two retired pairs are needed for this test");
+    };
+    let edited_sql = "SELECT 1 AS edited";
+    for (q, sql) in [(stale_q, stale_sql), (edited_q, &edited_sql)] {
+        c.execute(
+            "INSERT INTO quarry_meta.golden_queries (question, sql) VALUES ($1, $2)",
+            &[q, sql],
+        )
+        .await
+        .unwrap();
+    }
+
+    let report = demo::load(&mut c, &data_dir(), false).await.unwrap();
+    assert!(!report.loaded);
+    let left: Vec<String> = c
+        .query(
+            "SELECT sql FROM quarry_meta.golden_queries WHERE question = ANY($1)",
+            &[&vec![*stale_q, *edited_q]],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, vec![edited_sql.to_owned()]);
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM quarry_meta.golden_queries").await,
+        demo::golden::GOLDEN.len() as i64 + 1
+    );
+}

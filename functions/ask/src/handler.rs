@@ -420,6 +420,11 @@ impl Run {
                 }
                 _ => Vec::new(),
             };
+            tracing::debug!(
+                tables = linked.len(),
+                examples = ?examples.iter().map(|e| e.question.as_str()).collect::<Vec<_>>(),
+                "text-to-SQL prompt"
+            );
             let mut generation =
                 sql_prompt::generation_request(&system, &examples, &history, &asked);
             // Only the local model can take a grammar; remote providers ignore it.

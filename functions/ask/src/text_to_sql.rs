@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 use quarry_shared::llm::{ChatRequest, LlmError, LlmProvider};
+use quarry_shared::sql::join_check::mismatched_joins;
 use quarry_shared::sql::requalify::requalify;
 use quarry_shared::sql::respell::respell;
 use quarry_shared::sql::schema::SchemaView;
@@ -175,7 +176,8 @@ enum Executed {
 /// Runs one generated query, recording it in `attempts`. A query PostgreSQL refuses for a
 /// missing column is first retried with its references moved to the table that has them
 /// ([`requalify`]) or with an output alias written out ([`unalias`]), which saves a round trip
-/// to the model for the commonest slips.
+/// to the model for the commonest slips. A query joining a foreign key to the key of a table it
+/// does not reference ([`mismatched_joins`]) is refused without running.
 async fn execute(
     runner: &dyn RunSql,
     schema: &SchemaView,
@@ -186,6 +188,21 @@ async fn execute(
 ) -> Result<Executed, TextToSqlError> {
     let mut mends = 0;
     loop {
+        // A join the schema's keys contradict runs and answers nonsense; it goes back to the
+        // model as refused, with the reason, instead.
+        let wrong_joins = mismatched_joins(&sql, schema);
+        if !wrong_joins.is_empty() {
+            let detail = format!(
+                "{} Join only tables the question needs, on the REFERENCES shown.",
+                wrong_joins.join(" ")
+            );
+            attempts.push(Attempt {
+                sql: sql.clone(),
+                error: Some(detail.clone()),
+                elapsed_ms: millis(started),
+            });
+            return Ok(Executed::Refused { sql, detail });
+        }
         match runner.run(&sql, max_rows).await {
             Ok(result) => {
                 attempts.push(Attempt {

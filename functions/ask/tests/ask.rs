@@ -268,6 +268,51 @@ async fn a_question_with_no_working_query_is_a_422_that_shows_every_attempt() {
 }
 
 #[tokio::test]
+async fn a_join_the_keys_contradict_goes_back_to_the_model_without_running() {
+    let s = stack(&[]).await;
+    s.llm.respond_with(|r: &Recorded| {
+        if is_sql_request(r) {
+            if last_user(r).contains("REFERENCES employee(employee_id)") {
+                return Reply::openai(
+                    "SELECT first_name, last_name FROM customer WHERE city = 'Paris' \
+                     ORDER BY last_name",
+                );
+            }
+            // A self-join on support_rep_id, which holds employee ids: it would run (and
+            // return nothing) if it were not checked.
+            return Reply::openai(
+                "SELECT T1.first_name, T1.last_name FROM customer AS T1 JOIN customer AS T2 \
+                 ON T1.customer_id = T2.support_rep_id WHERE T2.city = 'Paris'",
+            );
+        }
+        if is_answer_request(r) {
+            return Reply::openai("Two customers live in Paris.");
+        }
+        Reply::openai("{\"route\": \"sql\"}")
+    });
+    let (status, _, body) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "Which customers live in Paris?", "mode": "sql"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let attempts = body["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{body}");
+    let error = attempts[0]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("The join T1.customer_id = T2.support_rep_id is wrong"),
+        "{error}"
+    );
+    assert!(attempts[1].get("error").is_none(), "{body}");
+    assert_eq!(
+        body["rows"],
+        json!([["Camille", "Bernard"], ["Dominique", "Lefebvre"]]),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn no_rows_reach_the_model_when_configured() {
     let s = stack(&[("ASK_ROWS_TO_LLM", "0")]).await;
     s.llm.respond_with(chinook_model);
