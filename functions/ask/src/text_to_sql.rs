@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 use quarry_shared::llm::{ChatRequest, LlmError, LlmProvider};
+use quarry_shared::sql::date_like::{date_like, is_like_on_date};
 use quarry_shared::sql::join_check::mismatched_joins;
 use quarry_shared::sql::requalify::requalify;
 use quarry_shared::sql::respell::respell;
@@ -175,7 +176,8 @@ enum Executed {
 
 /// Runs one generated query, recording it in `attempts`. A query PostgreSQL refuses for a
 /// missing column is first retried with its references moved to the table that has them
-/// ([`requalify`]) or with an output alias written out ([`unalias`]), which saves a round trip
+/// ([`requalify`]) or with an output alias written out ([`unalias`]), and one refused for
+/// `LIKE '2010%'` on a date with the date range written out ([`date_like`]), which saves a round trip
 /// to the model for the commonest slips. A query joining a foreign key to the key of a table it
 /// does not reference ([`mismatched_joins`]) is refused without running.
 async fn execute(
@@ -225,7 +227,12 @@ async fn execute(
                                 .and_then(|column| unalias(&sql, &column))
                         })
                     })
-                    .flatten();
+                    .flatten()
+                    .or_else(|| {
+                        (mends < MAX_MENDS && is_like_on_date(&detail))
+                            .then(|| date_like(&sql))
+                            .flatten()
+                    });
                 match fixed {
                     Some(fixed) => {
                         mends += 1;

@@ -313,6 +313,50 @@ async fn a_join_the_keys_contradict_goes_back_to_the_model_without_running() {
 }
 
 #[tokio::test]
+async fn like_on_a_date_is_run_again_as_a_date_range_without_the_model() {
+    let s = stack(&[]).await;
+    s.llm.respond_with(|r: &Recorded| {
+        if is_sql_request(r) {
+            if last_user(r).contains("does not exist") {
+                // A repair turn must not be needed: answering it with the same query fails.
+                return Reply::openai(
+                    "SELECT count(*) FROM invoice WHERE invoice_date LIKE '2010%'",
+                );
+            }
+            return Reply::openai("SELECT count(*) FROM invoice WHERE invoice_date LIKE '2010%'");
+        }
+        if is_answer_request(r) {
+            return Reply::openai("There were 82 invoices in 2010.");
+        }
+        Reply::openai("{\"route\": \"sql\"}")
+    });
+    let (status, _, body) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "How many invoices were issued in 2010?", "mode": "sql"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let attempts = body["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{body}");
+    assert!(
+        attempts[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("operator does not exist"),
+        "{body}"
+    );
+    assert!(
+        body["sql"]
+            .as_str()
+            .unwrap()
+            .contains("invoice_date >= '2010-01-01' AND invoice_date < '2011-01-01'"),
+        "{body}"
+    );
+    assert_eq!(body["rows"], json!([[82]]), "{body}");
+}
+
+#[tokio::test]
 async fn no_rows_reach_the_model_when_configured() {
     let s = stack(&[("ASK_ROWS_TO_LLM", "0")]).await;
     s.llm.respond_with(chinook_model);

@@ -15,11 +15,13 @@
 //! the query in the row cap. Three helpers mend a model's query before it is judged: [`respell`]
 //! writes `FirstName` as the schema's `first_name`, and [`requalify`] moves a misplaced
 //! `alias.column` to the table that has it; [`unalias`] writes out an output alias used in
-//! `HAVING` or `WHERE`. [`join_check`] names joins that pair a foreign key with the key of a
+//! `HAVING` or `WHERE`; [`date_like`] writes `invoice_date LIKE '2010%'` as a date range.
+//! [`join_check`] names joins that pair a foreign key with the key of a
 //! table it does not reference, so such a query goes back to the model instead of running.
 
 mod bindings;
 mod cap;
+pub mod date_like;
 mod functions;
 pub mod guard;
 pub mod join_check;
