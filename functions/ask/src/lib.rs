@@ -11,7 +11,8 @@
 //! 3. [`route`]: `sql`, `docs`, `both` or `none`, by a keyword heuristic or the model;
 //! 4. [`text_to_sql`]: the schema the caller may read ([`schema_context`], from sql-exec's
 //!    `GET /v1/schema`), a prompt ([`sql_prompt`]), the query run through sql-exec as the
-//!    caller ([`peers`]), repaired with the exact error at most `ASK_MAX_ATTEMPTS` times;
+//!    caller ([`peers`]), repaired with the exact error at most `ASK_MAX_ATTEMPTS` times; an
+//!    empty result has its text filters looked up in the data ([`ground`]) and is re-checked once;
 //! 5. passages from retrieve, as the caller;
 //! 6. [`answer`]: the model's answer from the rows and passages, with citations checked
 //!    against what was retrieved.
@@ -28,6 +29,7 @@ pub mod data_version;
 pub mod engine;
 pub mod facts;
 pub mod golden;
+pub mod ground;
 pub mod handler;
 pub mod local;
 pub mod memory;

@@ -125,25 +125,12 @@ fn relation_hint(name: &str, sql: &str, schema: &SchemaView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quarry_shared::sql::schema::ColumnView;
 
     fn table(schema: &str, name: &str, columns: &[&str]) -> TableView {
+        let typed: Vec<(&str, &str)> = columns.iter().map(|c| (*c, "text")).collect();
         TableView {
             schema: schema.into(),
-            name: name.into(),
-            comment: None,
-            columns: columns
-                .iter()
-                .map(|c| ColumnView {
-                    name: (*c).into(),
-                    ty: "text".into(),
-                    nullable: true,
-                    comment: None,
-                    samples: Vec::new(),
-                })
-                .collect(),
-            primary_key: Vec::new(),
-            foreign_keys: Vec::new(),
+            ..TableView::fixture(name, &typed)
         }
     }
 

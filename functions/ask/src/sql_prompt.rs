@@ -95,14 +95,23 @@ pub fn add_repair(request: &mut ChatRequest, sql: &str, error: &str) {
     )));
 }
 
-/// Extends `request` after `sql` returned no rows, asking the model to check it once.
-pub fn add_empty_recheck(request: &mut ChatRequest, sql: &str) {
+/// Extends `request` after `sql` found nothing (no rows, or a zero count), asking the model to
+/// check it once; `grounding` says what the data holds for its filters ([`crate::ground`]).
+pub fn add_empty_recheck(request: &mut ChatRequest, sql: &str, grounding: Option<&str>) {
     request.messages.push(Message::assistant(sql));
-    request.messages.push(Message::user(
-        "That query returned no rows. Check the filters against the example values and the joins. \
-         If the query is right, repeat it unchanged; otherwise write the corrected query. \
-         Answer with the SQL only.",
-    ));
+    // Told where a value really is, the 1.5B model still took "repeat it unchanged" as leave
+    // to repeat the query (c15, c30 of the eval); a grounded turn asks for the rewrite.
+    let ask = match grounding {
+        Some(found) => format!(
+            "That query found nothing. {found} Write the query again, filtering the column \
+             that holds the value the question means. Answer with the SQL only."
+        ),
+        None => "That query found nothing. Check the filters against the example values and \
+                 the joins. If the query is right, repeat it unchanged; otherwise write the \
+                 corrected query. Answer with the SQL only."
+            .to_owned(),
+    };
+    request.messages.push(Message::user(ask));
 }
 
 /// The SQL in a model's answer: the content of the first fenced code block if there is one,

@@ -1,11 +1,14 @@
 //! Question → SQL → rows, repairing on failure: generate, run through sql-exec (which guards,
 //! EXPLAINs and executes as the caller), and on any refusal feed the exact error back to the
-//! model for a corrected query — at most `max_attempts` generations, every query recorded. An empty
-//! result earns one sanity re-check: the model sees that nothing came back and either repeats
-//! the query (the answer really is empty) or fixes a filter. Two slips are mended without asking
-//! the model: `FirstName` is written as the schema's `first_name` before the query runs
-//! ([`respell`]), and a column on the wrong table is moved to the right one after PostgreSQL
-//! refuses it ([`requalify`]; that retry is recorded as an attempt but is not a generation).
+//! model for a corrected query — at most `max_attempts` generations, every query recorded. A
+//! result that found nothing earns one second look: its text filters are looked up in the data
+//! ([`ground`]), and the model, told that nothing came back and which filter names a value its
+//! column does not hold (and where that value is), repeats the query (the answer really is
+//! empty) or fixes a filter. Slips are mended without asking the model: `FirstName` is written as
+//! the schema's `first_name` before the query runs ([`respell`]); after PostgreSQL refuses a
+//! query, a column on the wrong table is moved to the right one ([`requalify`]), an output alias
+//! in `WHERE` written out ([`unalias`]) and `LIKE '2010%'` on a date made a range
+//! ([`date_like`]); each such retry is recorded as an attempt but is not a generation.
 
 use std::time::Instant;
 
@@ -18,7 +21,9 @@ use quarry_shared::sql::respell::respell;
 use quarry_shared::sql::schema::SchemaView;
 use quarry_shared::sql::unalias::unalias;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::ground::ground;
 use crate::millis;
 use crate::peers::{PeerError, SqlResult};
 use crate::repair_hint;
@@ -108,13 +113,15 @@ pub async fn run(
         }
         match execute(runner, schema, sql, max_rows, started, &mut attempts).await? {
             Executed::Ran { sql, result } => {
-                // Every path from here returns, so the re-check happens at most once.
-                if result.rows.is_empty() {
-                    if let Some(better) =
-                        recheck(llm, runner, &mut request, &sql, max_rows, &mut attempts).await?
-                    {
-                        return Ok(better);
-                    }
+                // Every path from here returns, so the second look happens at most once.
+                if found_nothing(&result) {
+                    let cx = Context {
+                        llm,
+                        runner,
+                        schema,
+                        max_rows,
+                    };
+                    return second_look(&cx, &mut request, sql, result, attempts).await;
                 }
                 return Ok(SqlAnswer {
                     sql,
@@ -220,19 +227,11 @@ async fn execute(
                     error: Some(detail.clone()),
                     elapsed_ms: millis(started),
                 });
-                let fixed = (mends < MAX_MENDS && detail.contains("does not exist"))
-                    .then(|| {
-                        requalify(&sql, schema).or_else(|| {
-                            repair_hint::missing_column(&detail)
-                                .and_then(|column| unalias(&sql, &column))
-                        })
-                    })
-                    .flatten()
-                    .or_else(|| {
-                        (mends < MAX_MENDS && is_like_on_date(&detail))
-                            .then(|| date_like(&sql))
-                            .flatten()
-                    });
+                let fixed = if mends < MAX_MENDS {
+                    mend(&sql, &detail, schema)
+                } else {
+                    None
+                };
                 match fixed {
                     Some(fixed) => {
                         mends += 1;
@@ -246,50 +245,128 @@ async fn execute(
     }
 }
 
-/// The one re-check of an empty result: `Some` when the model wrote a different query that ran
-/// and returned rows; `None` to keep the empty answer.
+/// The query mechanically mended for PostgreSQL's refusal `detail`, when one of the known slips
+/// explains it. A LIKE on a date is told apart first: its "operator does not exist" would
+/// otherwise send it to the missing-column mends, which cannot help it.
+fn mend(sql: &str, detail: &str, schema: &SchemaView) -> Option<String> {
+    if is_like_on_date(detail) {
+        date_like(sql)
+    } else if detail.contains("does not exist") {
+        requalify(sql, schema).or_else(|| {
+            repair_hint::missing_column(detail).and_then(|column| unalias(sql, &column))
+        })
+    } else {
+        None
+    }
+}
+
+/// What the second look at a result that found nothing works with.
+struct Context<'a> {
+    llm: &'a dyn LlmProvider,
+    runner: &'a dyn RunSql,
+    schema: &'a SchemaView,
+    max_rows: u32,
+}
+
+/// Whether `result` found nothing: no rows, or one row of zeros and NULLs (what `count(*)` or
+/// `sum(…)` over no rows gives).
+fn found_nothing(result: &SqlResult) -> bool {
+    match result.rows.as_slice() {
+        [] => true,
+        [row] => row.iter().all(|cell| match cell {
+            Value::Null => true,
+            Value::Number(n) => n.as_f64() == Some(0.0),
+            _ => false,
+        }),
+        _ => false,
+    }
+}
+
+/// The second look at `sql`, which ran and found nothing: its text filters are looked up in the
+/// data ([`ground`]); a value stored in another case is corrected and run again; then the model
+/// re-checks the query once, told what the data said — always for an empty result, and for a
+/// zero or NULL aggregate only when a filter's value is not in its column (zero is otherwise a
+/// plain answer). The first of these that finds something is the answer; else `sql`'s own.
+async fn second_look(
+    cx: &Context<'_>,
+    request: &mut ChatRequest,
+    sql: String,
+    result: SqlResult,
+    mut attempts: Vec<Attempt>,
+) -> Result<SqlAnswer, TextToSqlError> {
+    let started = Instant::now();
+    let grounding = ground(cx.runner, cx.schema, &sql).await;
+    tracing::debug!(hint = ?grounding.hint, mended = ?grounding.mended, "found nothing; grounded");
+    if let Some(mended) = grounding.mended {
+        let executed = execute(
+            cx.runner,
+            cx.schema,
+            mended,
+            cx.max_rows,
+            started,
+            &mut attempts,
+        )
+        .await?;
+        if let Executed::Ran { sql, result } = executed {
+            if !found_nothing(&result) {
+                return Ok(SqlAnswer {
+                    sql,
+                    result,
+                    attempts,
+                });
+            }
+        }
+    }
+    if result.rows.is_empty() || grounding.hint.is_some() {
+        let told = grounding.hint.as_deref();
+        if let Some((sql, result)) = recheck(cx, request, &sql, told, &mut attempts).await? {
+            return Ok(SqlAnswer {
+                sql,
+                result,
+                attempts,
+            });
+        }
+    }
+    Ok(SqlAnswer {
+        sql,
+        result,
+        attempts,
+    })
+}
+
+/// The one re-check of `sql`, which found nothing, with what the data said about its filters:
+/// `Some` when the model wrote a different query that ran and found something; `None` to keep
+/// the first answer. A model told that a filter's value is elsewhere and still repeating its
+/// query (greedy decoding mostly does) is sampled once more.
 async fn recheck(
-    llm: &dyn LlmProvider,
-    runner: &dyn RunSql,
+    cx: &Context<'_>,
     request: &mut ChatRequest,
     sql: &str,
-    max_rows: u32,
+    grounding: Option<&str>,
     attempts: &mut Vec<Attempt>,
-) -> Result<Option<SqlAnswer>, TextToSqlError> {
+) -> Result<Option<(String, SqlResult)>, TextToSqlError> {
     let started = Instant::now();
-    add_empty_recheck(request, sql);
-    let completion = llm.complete(request).await?;
+    add_empty_recheck(request, sql, grounding);
+    let completion = cx.llm.complete(request).await?;
+    tracing::debug!(reply = %completion.text, "re-check");
     let Some(second) = extract_sql(&completion.text) else {
         return Ok(None);
     };
-    if normalise(&second) == normalise(sql) {
-        return Ok(None);
+    let mut second = respell(&second, cx.schema).unwrap_or(second);
+    if repeats(&second, attempts) {
+        if grounding.is_none() {
+            return Ok(None);
+        }
+        let sampled = resample(cx.llm, request, cx.schema, attempts).await?;
+        tracing::debug!(?sampled, "re-check repeated the query; sampled again");
+        match sampled {
+            Some(other) => second = other,
+            None => return Ok(None),
+        }
     }
-    match runner.run(&second, max_rows).await {
-        Ok(result) => {
-            attempts.push(Attempt {
-                sql: second.clone(),
-                error: None,
-                elapsed_ms: millis(started),
-            });
-            if result.rows.is_empty() {
-                return Ok(None);
-            }
-            Ok(Some(SqlAnswer {
-                sql: second,
-                result,
-                attempts: attempts.clone(),
-            }))
-        }
-        Err(PeerError::Rejected { detail, .. }) => {
-            attempts.push(Attempt {
-                sql: second,
-                error: Some(detail),
-                elapsed_ms: millis(started),
-            });
-            Ok(None)
-        }
-        Err(other) => Err(TextToSqlError::Peer(other)),
+    match execute(cx.runner, cx.schema, second, cx.max_rows, started, attempts).await? {
+        Executed::Ran { sql, result } if !found_nothing(&result) => Ok(Some((sql, result))),
+        _ => Ok(None),
     }
 }
 

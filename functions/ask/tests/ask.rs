@@ -357,6 +357,137 @@ async fn like_on_a_date_is_run_again_as_a_date_range_without_the_model() {
 }
 
 #[tokio::test]
+async fn an_empty_result_names_the_column_that_holds_the_filtered_value() {
+    let s = stack(&[]).await;
+    const WRONG: &str = "SELECT c.first_name, c.last_name FROM customer c JOIN employee e \
+                         ON e.employee_id = c.support_rep_id WHERE e.city = 'Paris'";
+    s.llm.respond_with(|r: &Recorded| {
+        if is_sql_request(r) {
+            let told = last_user(r);
+            // Only a re-check that says where 'Paris' is gets the right query.
+            if told.contains("No row has e.city = 'Paris'")
+                && told.contains("customer.city (c.city in your query)")
+            {
+                return Reply::openai(&WRONG.replace("e.city", "c.city"));
+            }
+            return Reply::openai(WRONG);
+        }
+        if is_answer_request(r) {
+            return Reply::openai("Two customers live in Paris.");
+        }
+        Reply::openai("{\"route\": \"sql\"}")
+    });
+    let (status, _, body) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "Which customers live in Paris?", "mode": "sql"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["attempts"].as_array().unwrap().len(), 2, "{body}");
+    assert!(
+        body["sql"].as_str().unwrap().contains("c.city = 'Paris'"),
+        "{body}"
+    );
+    assert_eq!(body["rows"].as_array().unwrap().len(), 2, "{body}");
+}
+
+#[tokio::test]
+async fn a_zero_count_on_a_value_found_elsewhere_is_checked_again() {
+    let s = stack(&[]).await;
+    const COMPOSER: &str = "SELECT count(*) FROM track WHERE composer = 'Iron Maiden'";
+    const ARTIST: &str = "SELECT count(*) FROM track t JOIN album al ON al.album_id = t.album_id \
+                          JOIN artist ar ON ar.artist_id = al.artist_id WHERE ar.name = 'Iron Maiden'";
+    s.llm.respond_with(|r: &Recorded| {
+        if is_sql_request(r) {
+            let told = last_user(r);
+            // Also a track and an album are called Iron Maiden; the hint lists them all.
+            if told.contains("No row has track.composer = 'Iron Maiden'.")
+                && told.contains("artist.name")
+            {
+                return Reply::openai(ARTIST);
+            }
+            return Reply::openai(COMPOSER);
+        }
+        if is_answer_request(r) {
+            return Reply::openai("The catalog has 213 Iron Maiden tracks.");
+        }
+        Reply::openai("{\"route\": \"sql\"}")
+    });
+    let (status, _, body) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "How many tracks by Iron Maiden are in the catalog?", "mode": "sql"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"], json!([[213]]), "{body}");
+    assert_eq!(body["attempts"].as_array().unwrap().len(), 2, "{body}");
+}
+
+#[tokio::test]
+async fn a_zero_count_whose_values_are_where_it_looked_is_an_answer() {
+    let s = stack(&[]).await;
+    s.llm.respond_with(|r: &Recorded| {
+        if is_sql_request(r) {
+            return Reply::openai(
+                "SELECT count(*) FROM customer WHERE city = 'Paris' AND country = 'USA'",
+            );
+        }
+        if is_answer_request(r) {
+            return Reply::openai("No customers.");
+        }
+        Reply::openai("{\"route\": \"sql\"}")
+    });
+    let (status, _, body) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "How many customers in Paris, USA?", "mode": "sql"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"], json!([[0]]), "{body}");
+    let generations = s
+        .llm
+        .requests()
+        .iter()
+        .filter(|r| is_sql_request(r))
+        .count();
+    assert_eq!(generations, 1, "zero is the answer; no re-check");
+}
+
+#[tokio::test]
+async fn a_filter_value_in_the_wrong_case_is_corrected_without_the_model() {
+    let s = stack(&[]).await;
+    s.llm.respond_with(|r: &Recorded| {
+        if is_sql_request(r) {
+            return Reply::openai("SELECT count(*) FROM customer WHERE city = 'paris'");
+        }
+        if is_answer_request(r) {
+            return Reply::openai("Two customers live in Paris.");
+        }
+        Reply::openai("{\"route\": \"sql\"}")
+    });
+    let (status, _, body) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "How many customers live in Paris?", "mode": "sql"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"], json!([[2]]), "{body}");
+    assert!(body["sql"].as_str().unwrap().contains("'Paris'"), "{body}");
+    assert_eq!(body["attempts"].as_array().unwrap().len(), 2, "{body}");
+    let generations = s
+        .llm
+        .requests()
+        .iter()
+        .filter(|r| is_sql_request(r))
+        .count();
+    assert_eq!(generations, 1, "no re-check was needed");
+}
+
+#[tokio::test]
 async fn no_rows_reach_the_model_when_configured() {
     let s = stack(&[("ASK_ROWS_TO_LLM", "0")]).await;
     s.llm.respond_with(chinook_model);

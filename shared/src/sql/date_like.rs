@@ -12,7 +12,9 @@
 
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{visit_expressions_mut, BinaryOperator, Expr, Value};
+use sqlparser::ast::{visit_expressions_mut, BinaryOperator, Expr};
+
+use super::{string_expr, string_literal};
 
 /// Whether PostgreSQL's `detail` is the refusal of `LIKE` on a date or timestamp.
 pub fn is_like_on_date(detail: &str) -> bool {
@@ -35,18 +37,18 @@ pub fn date_like(sql: &str) -> Option<String> {
             escape_char: None,
         } = e
         {
-            if let Some((from, to)) = literal(pattern).and_then(|p| range(&p)) {
+            if let Some((from, to)) = string_literal(pattern).and_then(|p| range(&p)) {
                 let range = Expr::BinaryOp {
                     left: Box::new(Expr::BinaryOp {
                         left: expr.clone(),
                         op: BinaryOperator::GtEq,
-                        right: Box::new(text(from)),
+                        right: Box::new(string_expr(&from)),
                     }),
                     op: BinaryOperator::And,
                     right: Box::new(Expr::BinaryOp {
                         left: expr.clone(),
                         op: BinaryOperator::Lt,
-                        right: Box::new(text(to)),
+                        right: Box::new(string_expr(&to)),
                     }),
                 };
                 let range = Expr::Nested(Box::new(range));
@@ -64,20 +66,6 @@ pub fn date_like(sql: &str) -> Option<String> {
         ControlFlow::<()>::Continue(())
     });
     (changed > 0).then(|| statement.to_string())
-}
-
-fn literal(expr: &Expr) -> Option<String> {
-    match expr {
-        Expr::Value(v) => match &v.value {
-            Value::SingleQuotedString(s) => Some(s.clone()),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn text(s: String) -> Expr {
-    Expr::value(Value::SingleQuotedString(s))
 }
 
 /// The first day of the period `pattern` names and the first day after it.

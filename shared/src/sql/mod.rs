@@ -30,13 +30,14 @@ pub mod requalify;
 pub mod respell;
 pub mod schema;
 pub mod unalias;
+pub mod value_link;
 
 #[cfg(test)]
 mod tests;
 
 pub use guard::{check, GuardOptions, Guarded, Rejection};
 
-use sqlparser::ast::{JoinConstraint, JoinOperator, Statement};
+use sqlparser::ast::{Expr, Ident, JoinConstraint, JoinOperator, Statement, Value};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
@@ -61,6 +62,38 @@ pub(crate) fn parse_for_mending(sql: &str) -> Option<Statement> {
     match statements.len() {
         1 => statements.pop(),
         _ => None,
+    }
+}
+
+/// The text of a single-quoted string literal, for the mending helpers.
+pub(crate) fn string_literal(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A single-quoted string literal holding `s` (rendered with its quotes doubled).
+pub(crate) fn string_expr(s: &str) -> Expr {
+    Expr::value(Value::SingleQuotedString(s.to_owned()))
+}
+
+/// An identifier that folds back to `name`: bare when PostgreSQL would fold it unchanged.
+pub(crate) fn name_ident(name: &str) -> Ident {
+    let bare = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if bare {
+        Ident::new(name)
+    } else {
+        Ident::with_quote('"', name)
     }
 }
 

@@ -15,9 +15,10 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{visit_expressions_mut, DateTimeField, Expr, ExtractSyntax, Ident, Statement};
+use sqlparser::ast::{visit_expressions_mut, DateTimeField, Expr, ExtractSyntax, Statement};
 
 use super::bindings::{Binding, Bindings};
+use super::name_ident;
 use super::relations::ident;
 use super::schema::{SchemaView, TableView};
 
@@ -138,22 +139,6 @@ fn replacement(expr: &Expr, names: &BTreeMap<String, Binding<'_>>, keys: bool) -
             name_ident(&date.name),
         ])),
     })
-}
-
-/// An identifier that folds back to `name`: bare when PostgreSQL would fold it unchanged.
-fn name_ident(name: &str) -> Ident {
-    let bare = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if bare {
-        Ident::new(name)
-    } else {
-        Ident::with_quote('"', name)
-    }
 }
 
 #[cfg(test)]

@@ -58,11 +58,11 @@ pub struct ForeignKey {
     pub referenced_columns: Vec<String>,
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 impl TableView {
     /// A `public` table with `columns` as (name, type), nullable, without keys or comments: the
-    /// fixture of the SQL helpers' unit tests.
-    pub(crate) fn fixture(name: &str, columns: &[(&str, &str)]) -> Self {
+    /// fixture of the SQL helpers' unit tests (and, with `test-support`, of other crates').
+    pub fn fixture(name: &str, columns: &[(&str, &str)]) -> Self {
         Self {
             schema: "public".into(),
             name: name.into(),

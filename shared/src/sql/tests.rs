@@ -888,3 +888,21 @@ fn renderings_keep_literals_closed() {
         );
     }
 }
+
+#[test]
+fn the_widest_value_probe_passes_the_guard() {
+    use super::schema::TableView;
+    use super::value_link::{probe, MAX_PROBED_COLUMNS};
+
+    let names: Vec<String> = (0..MAX_PROBED_COLUMNS + 5)
+        .map(|i| format!("c{i}"))
+        .collect();
+    let columns: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "text")).collect();
+    let table = TableView::fixture("wide", &columns);
+    let sql = probe(&["Paris", "it's"], &[&table]).expect("a probe");
+    let guarded = check(&sql, &everything(), &opts()).expect("the guard accepts the probe");
+    assert_eq!(
+        guarded.tables,
+        vec![("public".to_owned(), "wide".to_owned())]
+    );
+}
