@@ -20,7 +20,7 @@ use sqlparser::ast::{visit_expressions_mut, DateTimeField, Expr, ExtractSyntax, 
 use super::bindings::{Binding, Bindings};
 use super::name_ident;
 use super::relations::ident;
-use super::schema::{SchemaView, TableView};
+use super::schema::SchemaView;
 
 /// `sql` with every misplaced `alias.column` moved to the one table of the query that has the
 /// column; `None` when nothing could be moved (or `sql` does not parse as one statement).
@@ -60,10 +60,6 @@ fn self_comparisons(statement: &Statement) -> usize {
     count
 }
 
-fn has_column(table: &TableView, column: &str) -> bool {
-    table.columns.iter().any(|c| c.name == column)
-}
-
 /// Rewrites the references in `statement`; returns how many changed.
 fn rewrite(statement: &mut Statement, names: &BTreeMap<String, Binding<'_>>, keys: bool) -> usize {
     let mut changed = 0;
@@ -88,7 +84,7 @@ fn replacement(expr: &Expr, names: &BTreeMap<String, Binding<'_>>, keys: bool) -
     };
     let (q, col) = (ident(qualifier), ident(column));
     let table = (*names.get(&q)?)?;
-    if has_column(table, &col) {
+    if table.has_column(&col) {
         return None;
     }
     // `e.support_rep_id = c.support_rep_id` with `customer.support_rep_id REFERENCES
@@ -111,7 +107,7 @@ fn replacement(expr: &Expr, names: &BTreeMap<String, Binding<'_>>, keys: bool) -
     }
     let mut owners = names
         .iter()
-        .filter(|(name, binding)| **name != q && binding.is_some_and(|t| has_column(t, &col)));
+        .filter(|(name, binding)| **name != q && binding.is_some_and(|t| t.has_column(&col)));
     if let (Some((owner, _)), None) = (owners.next(), owners.next()) {
         return Some(Expr::CompoundIdentifier(vec![
             name_ident(owner),
@@ -144,6 +140,7 @@ fn replacement(expr: &Expr, names: &BTreeMap<String, Binding<'_>>, keys: bool) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sql::schema::TableView;
 
     fn chinook() -> SchemaView {
         SchemaView {

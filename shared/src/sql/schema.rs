@@ -58,6 +58,13 @@ pub struct ForeignKey {
     pub referenced_columns: Vec<String>,
 }
 
+impl TableView {
+    /// Whether the table has a (readable) column `column`.
+    pub fn has_column(&self, column: &str) -> bool {
+        self.columns.iter().any(|c| c.name == column)
+    }
+}
+
 #[cfg(any(test, feature = "test-support"))]
 impl TableView {
     /// A `public` table with `columns` as (name, type), nullable, without keys or comments: the

@@ -231,14 +231,14 @@ fn resolve<'s>(
             };
             let (q, column) = (ident(qualifier), ident(column));
             let table = (*names.get(&q)?)?;
-            has_column(table, &column).then_some((q, table, column))
+            table.has_column(&column).then_some((q, table, column))
         }
         Expr::Identifier(column) => {
             let column = ident(column);
             let mut owners = names
                 .iter()
                 .filter_map(|(name, t)| t.map(|t| (name, t)))
-                .filter(|(_, t)| has_column(t, &column));
+                .filter(|(_, t)| t.has_column(&column));
             match (owners.next(), owners.next()) {
                 (Some((name, table)), None) => Some((name.clone(), table, column)),
                 _ => None,
@@ -246,10 +246,6 @@ fn resolve<'s>(
         }
         _ => None,
     }
-}
-
-fn has_column(table: &TableView, column: &str) -> bool {
-    table.columns.iter().any(|c| c.name == column)
 }
 
 fn is_text(table: &TableView, column: &str) -> bool {
