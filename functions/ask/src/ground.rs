@@ -8,8 +8,9 @@
 //! filter: a column move is not done mechanically, because "customers in Calgary" is rightly
 //! empty even though an employee lives there.
 
+use quarry_shared::sql::quote_literal;
 use quarry_shared::sql::schema::{SchemaView, TableView};
-use quarry_shared::sql::value_link::{bound_tables, filters, probe, refilter, Filter, Found};
+use quarry_shared::sql::value_link::{filters, probe, respell_value, Filter, Filters, Found};
 use serde_json::Value;
 
 use crate::text_to_sql::RunSql;
@@ -34,16 +35,15 @@ pub struct Grounding {
 /// goes on without it.
 pub async fn ground(runner: &dyn RunSql, schema: &SchemaView, sql: &str) -> Grounding {
     let filters = filters(sql, schema);
-    if filters.is_empty() {
+    if filters.list.is_empty() {
         return Grounding::default();
     }
-    let bound = bound_tables(sql, schema);
-    let values: Vec<&str> = filters.iter().map(|f| f.value.as_str()).collect();
-    let Some(probe) = probe(&values, &search_order(schema, &bound)) else {
+    let values: Vec<&str> = filters.list.iter().map(|f| f.value.as_str()).collect();
+    let Some(probe) = probe(&values, &search_order(schema, &filters.bound)) else {
         return Grounding::default();
     };
     match runner.run(&probe, PROBE_ROWS).await {
-        Ok(result) => decide(sql, schema, &filters, &bound, &found(&result.rows)),
+        Ok(result) => decide(sql, schema, &filters, &found(&result.rows)),
         Err(err) => {
             tracing::debug!(error = %err, "value probe failed");
             Grounding::default()
@@ -78,18 +78,11 @@ fn found(rows: &[Vec<Value>]) -> Vec<Found> {
         .collect()
 }
 
-/// The grounding of `filters` (of `sql`, whose `FROM` binds `bound`) given where their values
-/// were `found`.
-pub fn decide(
-    sql: &str,
-    schema: &SchemaView,
-    filters: &[Filter],
-    bound: &[(String, String)],
-    found: &[Found],
-) -> Grounding {
+/// The grounding of `filters` (of `sql`) given where their values were `found`.
+pub fn decide(sql: &str, schema: &SchemaView, filters: &Filters, found: &[Found]) -> Grounding {
     let mut mended: Option<String> = None;
     let mut hints = Vec::new();
-    for filter in filters {
+    for filter in &filters.list {
         let holders: Vec<&Found> = found
             .iter()
             .filter(|f| f.value.to_lowercase() == filter.value.to_lowercase())
@@ -104,19 +97,12 @@ pub fn decide(
         }
         if let [stored] = in_place.as_slice() {
             let current = mended.as_deref().unwrap_or(sql);
-            if let Some(next) = refilter(
-                current,
-                schema,
-                filter,
-                &filter.binding,
-                &filter.column,
-                &stored.value,
-            ) {
+            if let Some(next) = respell_value(current, schema, filter, &stored.value) {
                 mended = Some(next);
                 continue;
             }
         }
-        hints.push(sentence(filter, &holders, bound));
+        hints.push(sentence(filter, &holders, &filters.bound));
     }
     Grounding {
         mended,
@@ -126,7 +112,7 @@ pub fn decide(
 
 /// One hint: the filter's value is not in its column; where it is.
 fn sentence(filter: &Filter, holders: &[&Found], bound: &[(String, String)]) -> String {
-    let value = quoted(&filter.value);
+    let value = quote_literal(&filter.value);
     let missing = format!("No row has {}.{} = {value}.", filter.binding, filter.column);
     if holders.is_empty() {
         return format!(
@@ -141,7 +127,7 @@ fn sentence(filter: &Filter, holders: &[&Found], bound: &[(String, String)]) -> 
             let spelled = if f.value == filter.value {
                 String::new()
             } else {
-                format!(" as {}", quoted(&f.value))
+                format!(" as {}", quote_literal(&f.value))
             };
             // Only an alias needs saying: `track.name` is written the same in the query.
             match bound
@@ -161,10 +147,6 @@ fn sentence(filter: &Filter, holders: &[&Found], bound: &[(String, String)]) -> 
 /// `public.customer` as `customer`: the prompt's DDL names `public` tables bare.
 fn short(table: &str) -> &str {
     table.strip_prefix("public.").unwrap_or(table)
-}
-
-fn quoted(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
 }
 
 #[cfg(test)]
@@ -208,13 +190,7 @@ mod tests {
 
     fn grounding(sql: &str, found: &[Found]) -> Grounding {
         let schema = chinook();
-        decide(
-            sql,
-            &schema,
-            &filters(sql, &schema),
-            &bound_tables(sql, &schema),
-            found,
-        )
+        decide(sql, &schema, &filters(sql, &schema), found)
     }
 
     const WRONG_TABLE: &str = "SELECT c.customer_id FROM customer c JOIN employee e \
@@ -260,7 +236,7 @@ mod tests {
         assert_eq!(
             grounding(sql, &found),
             Grounding {
-                mended: Some("SELECT count(*) FROM customer WHERE customer.city = 'Paris'".into()),
+                mended: Some("SELECT count(*) FROM customer WHERE city = 'Paris'".into()),
                 hint: None,
             }
         );

@@ -8,6 +8,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt::Write as _;
 
+use quarry_shared::sql::quote_literal;
 use quarry_shared::sql::schema::{SchemaView, TableView};
 
 /// The name a table goes by in SQL: unqualified in `public` (the executor's `search_path`),
@@ -87,11 +88,8 @@ pub fn render(view: &SchemaView, tables: &[usize]) -> String {
                 notes.push(one_line(comment));
             }
             if !column.samples.is_empty() {
-                let samples: Vec<String> = column
-                    .samples
-                    .iter()
-                    .map(|s| format!("'{}'", s.replace('\'', "''")))
-                    .collect();
+                let samples: Vec<String> =
+                    column.samples.iter().map(|s| quote_literal(s)).collect();
                 notes.push(format!("e.g. {}", samples.join(", ")));
             }
             if !notes.is_empty() {

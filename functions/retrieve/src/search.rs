@@ -17,6 +17,7 @@ use deadpool_postgres::Pool;
 use pgvector::Vector;
 use quarry_shared::docs::chroma::VectorIndex;
 use quarry_shared::rag::embed::Embedder;
+use quarry_shared::sql::quote_literal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -271,16 +272,11 @@ async fn viewer_tx<'c>(
     let tx = client.build_transaction().read_only(true).start().await?;
     tx.batch_execute(&format!(
         "SET LOCAL quarry.role = {}; SET LOCAL quarry.region = {}; SET LOCAL statement_timeout = 5000; {extra}",
-        literal(viewer.role),
-        literal(viewer.region),
+        quote_literal(viewer.role),
+        quote_literal(viewer.region),
     ))
     .await?;
     Ok(tx)
-}
-
-/// A SQL string literal (standard_conforming_strings is on: only `'` needs doubling).
-fn literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
 }
 
 /// The ACL predicate on `quarry_meta.chunks` (alias `c`); `$2` role, `$3` region.

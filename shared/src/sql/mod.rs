@@ -81,6 +81,12 @@ pub(crate) fn string_expr(s: &str) -> Expr {
     Expr::value(Value::SingleQuotedString(s.to_owned()))
 }
 
+/// `s` as PostgreSQL string literal text, `'O''Hara'`: for prompts and for queries built as text
+/// (with `standard_conforming_strings` on, as the executor sets it, only `'` needs doubling).
+pub fn quote_literal(s: &str) -> String {
+    string_expr(s).to_string()
+}
+
 /// An identifier that folds back to `name`: bare when PostgreSQL would fold it unchanged.
 pub(crate) fn name_ident(name: &str) -> Ident {
     let bare = name

@@ -6,8 +6,8 @@
 //! makes the model see why. Asking the data settles it: [`filters`] lists a query's
 //! `column = 'text'` and `column IN ('text', …)` comparisons, [`probe`] builds one read-only
 //! query that looks each value up (case-insensitively) in every text column of the tables
-//! given, and [`refilter`] moves a comparison to the column (and the stored spelling) where the
-//! value is.
+//! given, and [`respell_value`] writes a value its column holds in another case as stored.
+//! Moving a filter to another column is left to the model, which knows the question.
 //!
 //! Everything here is pure; the probe runs as the caller like any other query (through the
 //! guard, under row-level security), so it finds only values the caller could read anyway.
@@ -46,14 +46,24 @@ pub struct Found {
     pub value: String,
 }
 
-/// The `column = 'text'` and `column IN ('text', …)` comparisons of `sql` whose column is a
-/// text column of a table of `schema`; empty when there are none or `sql` does not parse.
-pub fn filters(sql: &str, schema: &SchemaView) -> Vec<Filter> {
+/// A query's text filters and the tables its `FROM` binds, read from one parse.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Filters {
+    /// The `column = 'text'` and `column IN ('text', …)` comparisons whose column is a text
+    /// column of a table of the schema, in the order they appear.
+    pub list: Vec<Filter>,
+    /// The names the `FROM` items bind to tables of the schema, with the table (`schema.name`)
+    /// each stands for.
+    pub bound: Vec<(String, String)>,
+}
+
+/// The text filters of `sql` and the tables it binds; empty when `sql` does not parse.
+pub fn filters(sql: &str, schema: &SchemaView) -> Filters {
     let Some(statement) = super::parse_for_mending(sql) else {
-        return Vec::new();
+        return Filters::default();
     };
     let bindings = Bindings::of(&statement, schema);
-    let mut found = Vec::new();
+    let mut list = Vec::new();
     let _ = visit_expressions(&statement, |expr: &Expr| {
         for (column, value) in comparisons(expr) {
             if let Some((binding, table, column)) = resolve(column, &bindings.names) {
@@ -64,28 +74,20 @@ pub fn filters(sql: &str, schema: &SchemaView) -> Vec<Filter> {
                         column,
                         value,
                     };
-                    if !found.contains(&filter) {
-                        found.push(filter);
+                    if !list.contains(&filter) {
+                        list.push(filter);
                     }
                 }
             }
         }
         ControlFlow::<()>::Continue(())
     });
-    found
-}
-
-/// The names `sql`'s `FROM` items bind to tables of `schema`, with the table (`schema.name`) each
-/// stands for; empty when `sql` does not parse.
-pub fn bound_tables(sql: &str, schema: &SchemaView) -> Vec<(String, String)> {
-    let Some(statement) = super::parse_for_mending(sql) else {
-        return Vec::new();
-    };
-    Bindings::of(&statement, schema)
+    let bound = bindings
         .names
         .into_iter()
         .filter_map(|(name, table)| table.map(|t| (name, format!("{}.{}", t.schema, t.name))))
-        .collect()
+        .collect();
+    Filters { list, bound }
 }
 
 /// How many columns one probe searches at most: each is one arm of a `UNION ALL`, and the
@@ -135,19 +137,16 @@ pub fn probe(values: &[&str], tables: &[&TableView]) -> Option<String> {
     (!arms.is_empty()).then(|| format!("{} LIMIT 100", arms.join(" UNION ALL ")))
 }
 
-/// `sql` with the comparison `filter` describes moved to `binding.column` and its literal
-/// replaced by `value`; `None` when the comparison is not in `sql`.
-pub fn refilter(
+/// `sql` with the literal of the comparison `filter` describes written as `stored` (the value
+/// as the column holds it, in another case); `None` when the comparison is not in `sql`.
+pub fn respell_value(
     sql: &str,
     schema: &SchemaView,
     filter: &Filter,
-    binding: &str,
-    column: &str,
-    value: &str,
+    stored: &str,
 ) -> Option<String> {
     let mut statement = super::parse_for_mending(sql)?;
     let names = Bindings::of(&statement, schema).names;
-    let target = Expr::CompoundIdentifier(vec![name_ident(binding), name_ident(column)]);
     let is_ours = |expr: &Expr| {
         resolve(expr, &names).is_some_and(|(b, _, c)| b == filter.binding && c == filter.column)
     };
@@ -161,25 +160,23 @@ pub fn refilter(
                 right,
             } => {
                 if is_ours(left) && is_value(right) {
-                    **left = target.clone();
-                    **right = string_expr(value);
+                    **right = string_expr(stored);
                     changed += 1;
                 } else if is_value(left) && is_ours(right) {
-                    **left = string_expr(value);
-                    **right = target.clone();
+                    **left = string_expr(stored);
                     changed += 1;
                 }
             }
             Expr::In {
                 expr,
                 target: InTarget::List(list),
+                negated: false,
                 ..
-            } if is_ours(expr) && list.iter().any(is_value) => {
-                **expr = target.clone();
+            } if is_ours(expr) => {
                 for item in list.iter_mut().filter(|item| is_value(item)) {
-                    *item = string_expr(value);
+                    *item = string_expr(stored);
+                    changed += 1;
                 }
-                changed += 1;
             }
             _ => {}
         }
@@ -307,15 +304,16 @@ mod tests {
                    ON c.support_rep_id = e.employee_id \
                    WHERE e.city = 'Paris' AND 'Sales' = title AND c.first_name IN ('Ann', 'Bo') \
                    AND c.customer_id = 3 AND c.city <> 'Oslo'";
+        let found = filters(sql, &chinook());
         assert_eq!(
-            bound_tables(sql, &chinook()),
+            found.bound,
             vec![
                 ("c".to_owned(), "public.customer".to_owned()),
                 ("e".to_owned(), "public.employee".to_owned())
             ]
         );
         assert_eq!(
-            filters(sql, &chinook()),
+            found.list,
             vec![
                 filter("e", "employee", "city", "Paris"),
                 filter("e", "employee", "title", "Sales"),
@@ -335,7 +333,7 @@ mod tests {
             "SELECT 1 FROM customer WHERE city NOT IN ('Paris')",
             "not sql",
         ] {
-            assert_eq!(filters(sql, &schema), Vec::new(), "{sql}");
+            assert_eq!(filters(sql, &schema).list, Vec::new(), "{sql}");
         }
     }
 
@@ -367,24 +365,24 @@ mod tests {
     }
 
     #[test]
-    fn a_filter_moves_to_the_column_that_holds_the_value() {
+    fn a_value_is_respelled_as_stored_where_it_is_compared() {
         let schema = chinook();
         let sql = "SELECT c.first_name FROM customer c JOIN employee e \
-                   ON c.support_rep_id = e.employee_id WHERE e.city = 'paris'";
+                   ON c.support_rep_id = e.employee_id WHERE e.city = 'paris' AND c.city = 'paris'";
         let f = filter("e", "employee", "city", "paris");
         assert_eq!(
-            refilter(sql, &schema, &f, "c", "city", "Paris").unwrap(),
+            respell_value(sql, &schema, &f, "Paris").unwrap(),
             "SELECT c.first_name FROM customer c JOIN employee e \
-             ON c.support_rep_id = e.employee_id WHERE c.city = 'Paris'"
+             ON c.support_rep_id = e.employee_id WHERE e.city = 'Paris' AND c.city = 'paris'"
         );
-        let listed = "SELECT 1 FROM employee WHERE city IN ('paris', 'Oslo')";
+        let listed = "SELECT 1 FROM employee WHERE 'paris' = city OR city IN ('paris', 'Oslo')";
         let f = filter("employee", "employee", "city", "paris");
         assert_eq!(
-            refilter(listed, &schema, &f, "employee", "city", "Paris").unwrap(),
-            "SELECT 1 FROM employee WHERE employee.city IN ('Paris', 'Oslo')"
+            respell_value(listed, &schema, &f, "Paris").unwrap(),
+            "SELECT 1 FROM employee WHERE 'Paris' = city OR city IN ('Paris', 'Oslo')"
         );
         // A comparison that is not there is not invented.
         let f = filter("e", "employee", "city", "Rome");
-        assert_eq!(refilter(sql, &schema, &f, "c", "city", "Rome"), None);
+        assert_eq!(respell_value(sql, &schema, &f, "ROME"), None);
     }
 }
