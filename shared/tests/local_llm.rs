@@ -113,6 +113,14 @@ async fn the_sql_grammar_keeps_names_inside_the_schema() {
         "constrained: {constrained} (unconstrained: {free})"
     );
     assert!(!constrained.contains("```"), "{constrained}");
+    // Asked for words, the model still has to write a statement.
+    request.messages[0].content = "Is a query over customer the right one? Explain.".into();
+    let statement = model.complete(&request).await.unwrap().text;
+    let start = statement.trim_start().to_ascii_lowercase();
+    assert!(
+        start.starts_with("select") || start.starts_with("with") || start.starts_with('('),
+        "{statement}"
+    );
 }
 
 #[tokio::test]

@@ -230,7 +230,17 @@ pub fn grammar<S: AsRef<str>, T: AsRef<str>>(identifiers: &[S], tables: &[T]) ->
         .collect();
 
     let mut g = String::new();
-    g.push_str("root ::= ws (g-word-seq | g-sym-seq) ws (\";\" ws)?\n");
+    // A statement starts with SELECT or WITH (after opening parentheses, if any). A grammar that
+    // took any word first let the model, asked to re-check a query, begin the prose it wanted
+    // ("The query …") with the nearest keyword and loop on it to the token limit ("Then then
+    // then …", 40 s each on three eval questions).
+    g.push_str("root ::= ws (\"(\" ws){0,3} statement ws (\";\" ws)?\n");
+    let _ = writeln!(
+        g,
+        "statement ::= {} g-after-word | {} f-after-word",
+        spelled_keyword("select"),
+        spelled_keyword("with")
+    );
     // Mode g (guarded): bare words are from the lists. Mode f (free): after WITH or ORDER BY.
     for mode in ["g", "f"] {
         let _ = writeln!(
@@ -453,6 +463,22 @@ mod tests {
         assert!(
             g.contains(r#"alias ::= [a-zA-Z] [a-zA-Z0-9]?"#),
             "T1 is an alias: {g}"
+        );
+    }
+
+    #[test]
+    fn a_statement_starts_with_select_or_with() {
+        let g = grammar(&["customer"], &["customer"]);
+        let root = g.lines().find(|l| l.starts_with("root ::=")).unwrap();
+        assert!(root.contains("statement"), "{root}");
+        let statement = g.lines().find(|l| l.starts_with("statement ::=")).unwrap();
+        assert_eq!(
+            statement,
+            format!(
+                "statement ::= {} g-after-word | {} f-after-word",
+                spelled_keyword("select"),
+                spelled_keyword("with")
+            )
         );
     }
 
