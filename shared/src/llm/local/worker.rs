@@ -386,13 +386,40 @@ impl Session<'_> {
         }
         // Sampling: among the allowed tokens of the top K (what top-k sampling would consider
         // anyway), or of the whole vocabulary when none of those is allowed.
-        let mut subset = LlamaTokenDataArray::new(top, false);
-        grammar.apply(&mut subset);
-        if best_allowed(&subset).is_none() {
-            subset = LlamaTokenDataArray::from_iter(self.ctx.candidates_ith(index), false);
-            grammar.apply(&mut subset);
+        if let Some(token) = self.draw_allowed(top, grammar, temperature)? {
+            return Ok(token);
         }
-        self.sample_from(&mut subset, temperature)
+        let mut all = LlamaTokenDataArray::from_iter(self.ctx.candidates_ith(index), false);
+        grammar.apply(&mut all);
+        self.sample_from(&mut all, temperature)
+    }
+
+    /// A token drawn from `candidates` at `temperature` among those the grammar allows; `None`
+    /// when it allows none. Draws first and checks only the drawn token, removing a rejected
+    /// one and drawing again: the same distribution as filtering every candidate first
+    /// (rejection sampling), at about one grammar check per token instead of one per candidate.
+    /// Checking all 64 made a sampled query 3–4× slower per token than a greedy one (300–560 ms
+    /// against ~125 ms in the eval).
+    fn draw_allowed(
+        &self,
+        mut candidates: Vec<LlamaTokenData>,
+        grammar: &mut LlamaSampler,
+        temperature: f32,
+    ) -> Result<Option<LlamaToken>, LlmError> {
+        while !candidates.is_empty() {
+            let mut pool = LlamaTokenDataArray::new(candidates.clone(), false);
+            let drawn = self.sample_from(&mut pool, temperature)?;
+            let Some(position) = candidates.iter().position(|d| d.id() == drawn) else {
+                return Err(internal("sampling drew a token it was not offered"));
+            };
+            let mut one = LlamaTokenDataArray::new(vec![candidates[position]], false);
+            grammar.apply(&mut one);
+            if best_allowed(&one).is_some() {
+                return Ok(Some(drawn));
+            }
+            candidates.swap_remove(position);
+        }
+        Ok(None)
     }
 
     fn sample_from(
