@@ -6,14 +6,16 @@
 //! column does not hold (and where that value is), repeats the query (the answer really is
 //! empty) or fixes a filter. Slips are mended without asking the model: `FirstName` is written as
 //! the schema's `first_name` before the query runs ([`respell`]); after PostgreSQL refuses a
-//! query, a column on the wrong table is moved to the right one ([`requalify`]), an output alias
-//! in `WHERE` written out ([`unalias`]) and `LIKE '2010%'` on a date made a range
-//! ([`date_like`]); each such retry is recorded as an attempt but is not a generation.
+//! query, a column on the wrong table is moved to the right one ([`requalify`]) or read through
+//! the foreign key that reaches it ([`bridge`]), an output alias in `WHERE` written out
+//! ([`unalias`]) and `LIKE '2010%'` on a date made a range ([`date_like`]); each such retry is
+//! recorded as an attempt but is not a generation.
 
 use std::time::Instant;
 
 use futures::future::BoxFuture;
 use quarry_shared::llm::{ChatRequest, LlmError, LlmProvider};
+use quarry_shared::sql::bridge::bridge;
 use quarry_shared::sql::date_like::{date_like, is_like_on_date};
 use quarry_shared::sql::join_check::mismatched_joins;
 use quarry_shared::sql::requalify::requalify;
@@ -183,10 +185,11 @@ enum Executed {
 
 /// Runs one generated query, recording it in `attempts`. A query PostgreSQL refuses for a
 /// missing column is first retried with its references moved to the table that has them
-/// ([`requalify`]) or with an output alias written out ([`unalias`]), and one refused for
-/// `LIKE '2010%'` on a date with the date range written out ([`date_like`]), which saves a round trip
-/// to the model for the commonest slips. A query joining a foreign key to the key of a table it
-/// does not reference ([`mismatched_joins`]) is refused without running.
+/// ([`requalify`]), read through the foreign key that reaches them ([`bridge`]) or with an
+/// output alias written out ([`unalias`]) — as is one that names a table it never joined — and
+/// one refused for `LIKE '2010%'` on a date with the date range written out ([`date_like`]),
+/// which saves a round trip to the model for the commonest slips. A query joining a foreign key
+/// to the key of a table it does not reference ([`mismatched_joins`]) is refused without running.
 async fn execute(
     runner: &dyn RunSql,
     schema: &SchemaView,
@@ -251,10 +254,12 @@ async fn execute(
 fn mend(sql: &str, detail: &str, schema: &SchemaView) -> Option<String> {
     if is_like_on_date(detail) {
         date_like(sql)
-    } else if detail.contains("does not exist") {
-        requalify(sql, schema).or_else(|| {
-            repair_hint::missing_column(detail).and_then(|column| unalias(sql, &column))
-        })
+    } else if detail.contains("does not exist") || detail.contains("missing FROM-clause entry") {
+        requalify(sql, schema)
+            .or_else(|| bridge(sql, schema))
+            .or_else(|| {
+                repair_hint::missing_column(detail).and_then(|column| unalias(sql, &column))
+            })
     } else {
         None
     }

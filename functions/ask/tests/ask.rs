@@ -220,6 +220,71 @@ async fn misspelt_and_misplaced_columns_are_mended_without_asking_the_model_agai
 }
 
 #[tokio::test]
+async fn a_skipped_middle_table_is_joined_through_its_foreign_key_without_the_model() {
+    let s = stack(&[]).await;
+    s.llm.respond_with(|r: &Recorded| {
+        if is_sql_request(r) {
+            // The media type is the track's: invoice_line has no media_type_id.
+            return Reply::openai(
+                "SELECT m.name, sum(il.unit_price * il.quantity) AS revenue FROM invoice_line il \
+                 JOIN media_type m ON il.media_type_id = m.media_type_id \
+                 GROUP BY m.name ORDER BY revenue DESC LIMIT 1",
+            );
+        }
+        if is_answer_request(r) {
+            return Reply::openai("MPEG audio files brought in the most.");
+        }
+        Reply::openai("{\"route\": \"sql\"}")
+    });
+    let (status, _, body) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "Which media type brought in the most revenue?", "mode": "sql"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let attempts = body["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{body}");
+    let error = attempts[0]["error"].as_str().unwrap();
+    assert!(error.contains("media_type_id"), "{error}");
+    let fixed = attempts[1]["sql"].as_str().unwrap();
+    assert!(
+        fixed.contains("JOIN track AS track ON track.track_id = il.track_id"),
+        "{fixed}"
+    );
+    assert!(attempts[1].get("error").is_none(), "{body}");
+    // The gold answer, from the joins written out by hand.
+    let gold =
+        s.db.connect()
+            .await
+            .query_one(
+                "SELECT m.name, sum(il.unit_price * il.quantity)::text FROM invoice_line il \
+             JOIN track t ON t.track_id = il.track_id \
+             JOIN media_type m ON m.media_type_id = t.media_type_id \
+             GROUP BY m.name ORDER BY 2 DESC LIMIT 1",
+                &[],
+            )
+            .await
+            .unwrap();
+    assert_eq!(
+        body["rows"][0][0],
+        json!(gold.get::<_, String>(0)),
+        "{body}"
+    );
+    assert_eq!(
+        body["rows"][0][1].to_string().trim_matches('"'),
+        gold.get::<_, String>(1)
+    );
+    let sql_requests = s
+        .llm
+        .requests()
+        .iter()
+        .filter(|r| is_sql_request(r))
+        .count();
+    assert_eq!(sql_requests, 1, "the model wrote one query");
+}
+
+#[tokio::test]
 async fn a_question_with_no_working_query_is_a_422_that_shows_every_attempt() {
     let s = stack(&[("ASK_MAX_ATTEMPTS", "2")]).await;
     s.llm.respond_with(|r: &Recorded| {

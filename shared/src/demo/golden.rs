@@ -70,6 +70,42 @@ pub const GOLDEN: &[(&str, &str)] = &[
         "How many flights did each carrier operate? Show the airline name.",
         "SELECT a.name AS airline, count(*) AS flights FROM flights.flights f JOIN flights.airlines a ON a.carrier = f.carrier GROUP BY a.name",
     ),
+    // The constructs a small model does not reach for unprompted: the previous period (lag), a
+    // comparison with an overall average, a conditional share, HAVING on a distinct count,
+    // durations in milliseconds, "never" as NOT EXISTS, several aggregates at once, and the
+    // single top row.
+    (
+        "Compared with the previous month, how did the invoice count move through 2009?",
+        "WITH m AS (SELECT extract(month FROM invoice_date)::int AS invoice_month, count(*) AS invoices FROM invoice WHERE invoice_date >= '2009-01-01' AND invoice_date < '2010-01-01' GROUP BY 1) SELECT invoice_month, invoices, invoices - lag(invoices) OVER (ORDER BY invoice_month) AS change FROM m ORDER BY invoice_month",
+    ),
+    (
+        "Which genres have a higher average track price than the overall average?",
+        "SELECT g.name AS genre, round(avg(t.unit_price), 2) AS avg_price FROM genre g JOIN track t ON t.genre_id = g.genre_id GROUP BY g.genre_id, g.name HAVING avg(t.unit_price) > (SELECT avg(unit_price) FROM track)",
+    ),
+    (
+        "What percentage of each genre's tracks cost more than 0.99?",
+        "SELECT g.name AS genre, round(100.0 * count(*) FILTER (WHERE t.unit_price > 0.99) / count(*), 2) AS pct_above FROM genre g JOIN track t ON t.genre_id = g.genre_id GROUP BY g.genre_id, g.name",
+    ),
+    (
+        "Which artists cover 3 or more genres?",
+        "SELECT ar.name AS artist, count(DISTINCT t.genre_id) AS genres FROM artist ar JOIN album al ON al.artist_id = ar.artist_id JOIN track t ON t.album_id = al.album_id GROUP BY ar.artist_id, ar.name HAVING count(DISTINCT t.genre_id) >= 3",
+    ),
+    (
+        "Which albums contain a track lasting under 30 seconds?",
+        "SELECT DISTINCT al.title FROM album al JOIN track t ON t.album_id = al.album_id WHERE t.milliseconds < 30000",
+    ),
+    (
+        "Which media types have never been sold?",
+        "SELECT m.name AS media_type FROM media_type m WHERE NOT EXISTS (SELECT 1 FROM invoice_line il JOIN track t ON t.track_id = il.track_id WHERE t.media_type_id = m.media_type_id)",
+    ),
+    (
+        "For each media type, what are the cheapest, dearest and mean track prices?",
+        "SELECT m.name AS media_type, min(t.unit_price) AS cheapest, max(t.unit_price) AS dearest, round(avg(t.unit_price), 2) AS mean_price FROM media_type m JOIN track t ON t.media_type_id = m.media_type_id GROUP BY m.media_type_id, m.name",
+    ),
+    (
+        "Which artist's tracks earned the most from invoice lines?",
+        "SELECT ar.name AS artist, sum(il.unit_price * il.quantity) AS revenue FROM invoice_line il JOIN track t ON t.track_id = il.track_id JOIN album al ON al.album_id = t.album_id JOIN artist ar ON ar.artist_id = al.artist_id GROUP BY ar.artist_id, ar.name ORDER BY revenue DESC LIMIT 1",
+    ),
 ];
 
 /// Pairs earlier versions seeded and this one does not: paraphrases of evaluation questions

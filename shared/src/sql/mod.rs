@@ -12,14 +12,16 @@
 //!
 //! Layout: [`guard`] holds the API and the statement-level rules; `relations` resolves tables and
 //! columns through scopes; `functions` is the function deny list and allow-list mode; `cap` wraps
-//! the query in the row cap. Three helpers mend a model's query before it is judged: [`respell`]
-//! writes `FirstName` as the schema's `first_name`, and [`requalify`] moves a misplaced
-//! `alias.column` to the table that has it; [`unalias`] writes out an output alias used in
-//! `HAVING` or `WHERE`; [`date_like`] writes `invoice_date LIKE '2010%'` as a date range.
+//! the query in the row cap. Helpers mend a model's query before it is judged: [`respell`]
+//! writes `FirstName` as the schema's `first_name`; [`requalify`] moves a misplaced
+//! `alias.column` to the table that has it; [`bridge`] reads a column its table lacks through the
+//! foreign key that reaches it; [`unalias`] writes out an output alias used in `HAVING` or
+//! `WHERE`; [`date_like`] writes `invoice_date LIKE '2010%'` as a date range.
 //! [`join_check`] names joins that pair a foreign key with the key of a
 //! table it does not reference, so such a query goes back to the model instead of running.
 
 mod bindings;
+pub mod bridge;
 mod cap;
 pub mod date_like;
 mod functions;
