@@ -261,7 +261,7 @@ async fn a_skipped_middle_table_is_joined_through_its_foreign_key_without_the_mo
                 "SELECT m.name, sum(il.unit_price * il.quantity)::text FROM invoice_line il \
              JOIN track t ON t.track_id = il.track_id \
              JOIN media_type m ON m.media_type_id = t.media_type_id \
-             GROUP BY m.name ORDER BY 2 DESC LIMIT 1",
+             GROUP BY m.name ORDER BY sum(il.unit_price * il.quantity) DESC LIMIT 1",
                 &[],
             )
             .await

@@ -95,8 +95,8 @@ pub const GOLDEN: &[(&str, &str)] = &[
         "SELECT DISTINCT al.title FROM album al JOIN track t ON t.album_id = al.album_id WHERE t.milliseconds < 30000",
     ),
     (
-        "Which media types have never been sold?",
-        "SELECT m.name AS media_type FROM media_type m WHERE NOT EXISTS (SELECT 1 FROM invoice_line il JOIN track t ON t.track_id = il.track_id WHERE t.media_type_id = m.media_type_id)",
+        "Which artists have earned nothing from sales?",
+        "SELECT ar.name AS artist FROM artist ar WHERE NOT EXISTS (SELECT 1 FROM invoice_line il JOIN track t ON t.track_id = il.track_id JOIN album al ON al.album_id = t.album_id WHERE al.artist_id = ar.artist_id)",
     ),
     (
         "For each media type, what are the cheapest, dearest and mean track prices?",
