@@ -59,6 +59,19 @@ impl<'s> Bindings<'s> {
     }
 }
 
+/// The name a plain-table `FROM` item binds: its alias, or the table's own name without schema;
+/// `None` for other items. One rule for [`Bindings`] and for the helpers that find the item a
+/// name stands for again ([`super::bridge`]).
+pub(super) fn bound_name(factor: &TableFactor) -> Option<String> {
+    let TableFactor::Table { name, alias, .. } = factor else {
+        return None;
+    };
+    match alias {
+        Some(alias) => Some(ident(&alias.name)),
+        None => name.0.last()?.as_ident().map(ident),
+    }
+}
+
 impl Visitor for Bindings<'_> {
     type Break = ();
 
@@ -80,9 +93,8 @@ impl Visitor for Bindings<'_> {
                 } else {
                     self.table(&parts)
                 };
-                let bound = match alias {
-                    Some(alias) => ident(&alias.name),
-                    None => parts.last().cloned().unwrap_or_default(),
+                let Some(bound) = bound_name(factor) else {
+                    return ControlFlow::Continue(());
                 };
                 // A column alias list renames columns: their names are then not the table's.
                 let table = table.filter(|_| alias.as_ref().is_none_or(|a| a.columns.is_empty()));

@@ -28,7 +28,7 @@ use sqlparser::ast::{
     VisitMut, Visitor, VisitorMut,
 };
 
-use super::bindings::{Binding, Bindings};
+use super::bindings::{bound_name, Binding, Bindings};
 use super::relations::ident;
 use super::schema::{SchemaView, TableView};
 use super::{name_ident, parse_for_mending};
@@ -213,17 +213,6 @@ fn nested_join(found: &Found<'_>, alias: &str) -> Option<TableFactor> {
         return None;
     };
     select.from.into_iter().next().map(|from| from.relation)
-}
-
-/// The name a `FROM` item binds, if it is a plain table.
-fn bound_name(factor: &TableFactor) -> Option<String> {
-    let TableFactor::Table { name, alias, .. } = factor else {
-        return None;
-    };
-    match alias {
-        Some(alias) => Some(ident(&alias.name)),
-        None => name.0.last()?.as_ident().map(ident),
-    }
 }
 
 /// The names of the statement's CTEs, at any depth.
