@@ -54,10 +54,7 @@ pub async fn ground(runner: &dyn RunSql, schema: &SchemaView, sql: &str) -> Grou
 /// The tables to search, those the query reads first: the probe searches a bounded number of
 /// columns, and the right one is most often on a table already joined.
 fn search_order<'s>(schema: &'s SchemaView, bound: &[(String, String)]) -> Vec<&'s TableView> {
-    let is_bound = |t: &TableView| {
-        let qualified = format!("{}.{}", t.schema, t.name);
-        bound.iter().any(|(_, table)| *table == qualified)
-    };
+    let is_bound = |t: &TableView| bound.iter().any(|(_, table)| t.is(table));
     let (mut first, rest): (Vec<&TableView>, Vec<&TableView>) =
         schema.tables.iter().partition(|t| is_bound(t));
     first.extend(rest);

@@ -17,7 +17,7 @@ pub fn sql_name(table: &TableView) -> String {
     if table.schema == "public" {
         table.name.clone()
     } else {
-        format!("{}.{}", table.schema, table.name)
+        table.qualified_name()
     }
 }
 
@@ -216,9 +216,7 @@ fn score(scores: &[f32], i: usize) -> f32 {
 }
 
 fn index_of(view: &SchemaView, reference: &str) -> Option<usize> {
-    view.tables
-        .iter()
-        .position(|t| format!("{}.{}", t.schema, t.name) == reference)
+    view.tables.iter().position(|t| t.is(reference))
 }
 
 fn references(view: &SchemaView, table: usize) -> Vec<usize> {

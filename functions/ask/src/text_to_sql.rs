@@ -7,8 +7,9 @@
 //! empty) or fixes a filter. Slips are mended without asking the model: `FirstName` is written as
 //! the schema's `first_name` before the query runs ([`respell`]); after PostgreSQL refuses a
 //! query, a column on the wrong table is moved to the right one ([`requalify`]) or read through
-//! the foreign key that reaches it ([`bridge`]), an output alias in `WHERE` written out
-//! ([`unalias`]) and `LIKE '2010%'` on a date made a range ([`date_like`]); each such retry is
+//! the foreign key that reaches it ([`bridge`]), a table named outside the CTE that joined it
+//! joined again ([`rejoin`]), an output alias in `WHERE` written out ([`unalias`]), a `HAVING`
+//! that groups nothing made a `WHERE` ([`having_to_where`]) and `LIKE '2010%'` on a date made a range ([`date_like`]); each such retry is
 //! recorded as an attempt but is not a generation.
 
 use std::time::Instant;
@@ -17,7 +18,9 @@ use futures::future::BoxFuture;
 use quarry_shared::llm::{ChatRequest, LlmError, LlmProvider};
 use quarry_shared::sql::bridge::bridge;
 use quarry_shared::sql::date_like::{date_like, is_like_on_date};
+use quarry_shared::sql::having::having_to_where;
 use quarry_shared::sql::join_check::mismatched_joins;
+use quarry_shared::sql::rejoin::rejoin;
 use quarry_shared::sql::requalify::requalify;
 use quarry_shared::sql::respell::respell;
 use quarry_shared::sql::schema::SchemaView;
@@ -186,7 +189,9 @@ enum Executed {
 /// Runs one generated query, recording it in `attempts`. A query PostgreSQL refuses for a
 /// missing column is first retried with its references moved to the table that has them
 /// ([`requalify`]), read through the foreign key that reaches them ([`bridge`]) or with an
-/// output alias written out ([`unalias`]) — as is one that names a table it never joined — and
+/// output alias written out ([`unalias`]) — as is one that names a table it never joined, or
+/// joined only inside a CTE ([`rejoin`]) — one refused for a column outside `GROUP BY` in a query
+/// that groups nothing with its `HAVING` made a `WHERE` ([`having_to_where`]), and
 /// one refused for `LIKE '2010%'` on a date with the date range written out ([`date_like`]),
 /// which saves a round trip to the model for the commonest slips. A query joining a foreign key
 /// to the key of a table it does not reference ([`mismatched_joins`]) is refused without running.
@@ -254,9 +259,12 @@ async fn execute(
 fn mend(sql: &str, detail: &str, schema: &SchemaView) -> Option<String> {
     if is_like_on_date(detail) {
         date_like(sql)
+    } else if detail.contains("must appear in the GROUP BY clause") {
+        having_to_where(sql)
     } else if detail.contains("does not exist") || detail.contains("missing FROM-clause entry") {
         requalify(sql, schema)
             .or_else(|| bridge(sql, schema))
+            .or_else(|| rejoin(sql, schema))
             .or_else(|| {
                 repair_hint::missing_column(detail).and_then(|column| unalias(sql, &column))
             })

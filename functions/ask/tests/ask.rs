@@ -57,6 +57,17 @@ async fn stack(extra: &[(&str, &str)]) -> Stack {
     }
 }
 
+impl Stack {
+    /// How many times `ask` asked the model for SQL (repairs and re-checks included).
+    fn sql_requests(&self) -> usize {
+        self.llm
+            .requests()
+            .iter()
+            .filter(|r| is_sql_request(r))
+            .count()
+    }
+}
+
 fn system(r: &Recorded) -> String {
     r.body["messages"][0]["content"]
         .as_str()
@@ -210,13 +221,7 @@ async fn misspelt_and_misplaced_columns_are_mended_without_asking_the_model_agai
     assert!(attempts[1].get("error").is_none(), "{body}");
     assert_eq!(body["sql"], fixed);
     assert_eq!(body["rows"][0], json!(["Peacock", 21]), "{body}");
-    let sql_requests = s
-        .llm
-        .requests()
-        .iter()
-        .filter(|r| is_sql_request(r))
-        .count();
-    assert_eq!(sql_requests, 1, "the model wrote one query");
+    assert_eq!(s.sql_requests(), 1, "the model wrote one query");
 }
 
 #[tokio::test]
@@ -275,13 +280,120 @@ async fn a_skipped_middle_table_is_joined_through_its_foreign_key_without_the_mo
         body["rows"][0][1].to_string().trim_matches('"'),
         gold.get::<_, String>(1)
     );
-    let sql_requests = s
-        .llm
-        .requests()
-        .iter()
-        .filter(|r| is_sql_request(r))
-        .count();
-    assert_eq!(sql_requests, 1, "the model wrote one query");
+    assert_eq!(s.sql_requests(), 1, "the model wrote one query");
+}
+
+/// A scripted model that writes `sql` for every SQL request and answers "Done.".
+fn writes(sql: &'static str) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
+    move |r: &Recorded| {
+        if is_sql_request(r) {
+            return Reply::openai(sql);
+        }
+        if is_answer_request(r) {
+            return Reply::openai("Done.");
+        }
+        Reply::openai("{\"route\": \"sql\"}")
+    }
+}
+
+#[tokio::test]
+async fn a_table_named_outside_the_cte_that_joined_it_is_joined_again_without_the_model() {
+    let s = stack(&[]).await;
+    // c19 of the eval, as the 1.5B model wrote it on every repair turn.
+    s.llm.respond_with(writes(
+        "WITH customer_support AS (SELECT employee_id, count(*) AS customer_count \
+         FROM customer JOIN employee ON customer.support_rep_id = employee.employee_id \
+         GROUP BY employee_id) SELECT employee.first_name, employee.last_name, customer_count \
+         FROM customer_support ORDER BY customer_count DESC LIMIT 1",
+    ));
+    let (status, _, body) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "Which employee supports the most customers?", "mode": "sql"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let attempts = body["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{body}");
+    let error = attempts[0]["error"].as_str().unwrap();
+    assert!(error.contains("missing FROM-clause entry"), "{error}");
+    let fixed = attempts[1]["sql"].as_str().unwrap();
+    assert!(
+        fixed.contains(
+            "JOIN employee AS employee ON employee.employee_id = customer_support.employee_id"
+        ),
+        "{fixed}"
+    );
+    let gold =
+        s.db.connect()
+            .await
+            .query_one(
+                "SELECT e.first_name, e.last_name, count(*) FROM employee e \
+                 JOIN customer c ON c.support_rep_id = e.employee_id \
+                 GROUP BY e.employee_id ORDER BY count(*) DESC LIMIT 1",
+                &[],
+            )
+            .await
+            .unwrap();
+    assert_eq!(
+        body["rows"][0],
+        json!([
+            gold.get::<_, String>(0),
+            gold.get::<_, String>(1),
+            gold.get::<_, i64>(2)
+        ]),
+        "{body}"
+    );
+    assert_eq!(s.sql_requests(), 1, "the model wrote one query");
+}
+
+#[tokio::test]
+async fn a_having_that_groups_nothing_runs_as_a_where_without_the_model() {
+    let s = stack(&[]).await;
+    // c54 of the eval: a row filter on a CTE's totals written as HAVING.
+    s.llm.respond_with(writes(
+        "WITH t AS (SELECT c.customer_id, sum(i.total) AS total_spent FROM customer c \
+         JOIN invoice i ON i.customer_id = c.customer_id GROUP BY c.customer_id) \
+         SELECT customer_id, total_spent FROM t \
+         HAVING total_spent > (SELECT avg(total_spent) FROM t)",
+    ));
+    let (status, _, body) = post(
+        &s.ask,
+        &admin(),
+        json!({"question": "Which customers spent more than the average customer?", "mode": "sql"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let attempts = body["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{body}");
+    let error = attempts[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("must appear in the GROUP BY clause"),
+        "{error}"
+    );
+    let fixed = attempts[1]["sql"].as_str().unwrap();
+    assert!(
+        fixed.contains("FROM t WHERE total_spent > (SELECT avg(total_spent) FROM t)"),
+        "{fixed}"
+    );
+    let gold: i64 =
+        s.db.connect()
+            .await
+            .query_one(
+                "WITH t AS (SELECT customer_id, sum(total) AS s FROM invoice GROUP BY 1) \
+                 SELECT count(*) FROM t WHERE s > (SELECT avg(s) FROM t)",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+    assert!(gold > 0);
+    assert_eq!(
+        body["rows"].as_array().map(Vec::len),
+        Some(gold as usize),
+        "{body}"
+    );
+    assert_eq!(s.sql_requests(), 1, "the model wrote one query");
 }
 
 #[tokio::test]
@@ -512,13 +624,7 @@ async fn a_zero_count_whose_values_are_where_it_looked_is_an_answer() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["rows"], json!([[0]]), "{body}");
-    let generations = s
-        .llm
-        .requests()
-        .iter()
-        .filter(|r| is_sql_request(r))
-        .count();
-    assert_eq!(generations, 1, "zero is the answer; no re-check");
+    assert_eq!(s.sql_requests(), 1, "zero is the answer; no re-check");
 }
 
 #[tokio::test]
@@ -543,13 +649,7 @@ async fn a_filter_value_in_the_wrong_case_is_corrected_without_the_model() {
     assert_eq!(body["rows"], json!([[2]]), "{body}");
     assert!(body["sql"].as_str().unwrap().contains("'Paris'"), "{body}");
     assert_eq!(body["attempts"].as_array().unwrap().len(), 2, "{body}");
-    let generations = s
-        .llm
-        .requests()
-        .iter()
-        .filter(|r| is_sql_request(r))
-        .count();
-    assert_eq!(generations, 1, "no re-check was needed");
+    assert_eq!(s.sql_requests(), 1, "no re-check was needed");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{Statement, TableFactor, Visit, Visitor};
+use sqlparser::ast::{Expr, Query, Statement, TableFactor, Visit, VisitMut, Visitor, VisitorMut};
 
 use super::relations::ident;
 use super::schema::{SchemaView, TableView};
@@ -15,12 +15,54 @@ use super::schema::{SchemaView, TableView};
 pub(super) type Binding<'s> = Option<&'s TableView>;
 
 /// Collects the names the query's `FROM` items bind: aliases, or table names where there is no
-/// alias. One flat map for the whole statement — scopes are ignored, so a name bound to two
-/// different things anywhere is treated as unknown.
+/// alias. `names` is one flat map for the whole statement, so a name bound to two different
+/// things anywhere is unknown there; `scopes` keeps each query's own names apart, for a mend
+/// that must not move a reference into another query's tables.
 pub(super) struct Bindings<'s> {
     schema: &'s SchemaView,
     /// What each name stands for.
     pub(super) names: BTreeMap<String, Binding<'s>>,
+    /// The names each query (a [`Query`]: the statement, a CTE, a subquery) binds in its own
+    /// `FROM`, numbered in visit order as [`visit_scoped`] numbers them.
+    pub(super) scopes: Vec<Scope<'s>>,
+    open: Vec<usize>,
+}
+
+/// The names one query binds in its own `FROM`, and the query it is nested in.
+#[derive(Default)]
+pub(super) struct Scope<'s> {
+    /// What each name stands for in this query.
+    pub(super) names: BTreeMap<String, Binding<'s>>,
+    /// The enclosing query, whose names this one also sees.
+    pub(super) parent: Option<usize>,
+}
+
+impl<'s> Bindings<'s> {
+    /// What `name` stands for where query `scope` uses it: the binding of the innermost query,
+    /// from `scope` outwards, that binds it, with that query's number; `None` when no query
+    /// that `scope` sees binds it.
+    pub(super) fn resolve(&self, name: &str, scope: Option<usize>) -> Option<(usize, Binding<'s>)> {
+        let mut at = scope;
+        while let Some(i) = at {
+            let s = self.scopes.get(i)?;
+            if let Some(binding) = s.names.get(name) {
+                return Some((i, *binding));
+            }
+            at = s.parent;
+        }
+        None
+    }
+
+    /// The names query `scope` binds in its own `FROM` (none for `None` or an unknown number).
+    pub(super) fn local(
+        &self,
+        scope: Option<usize>,
+    ) -> impl Iterator<Item = (&String, &Binding<'s>)> {
+        scope
+            .and_then(|i| self.scopes.get(i))
+            .into_iter()
+            .flat_map(|s| s.names.iter())
+    }
 }
 
 impl<'s> Bindings<'s> {
@@ -29,21 +71,18 @@ impl<'s> Bindings<'s> {
         let mut bindings = Self {
             schema,
             names: BTreeMap::new(),
+            scopes: Vec::new(),
+            open: Vec::new(),
         };
         let _ = statement.visit(&mut bindings);
         bindings
     }
 
     fn bind(&mut self, name: String, table: Binding<'s>) {
-        self.names
-            .entry(name)
-            .and_modify(|existing| {
-                let same = matches!((*existing, table), (Some(a), Some(b)) if std::ptr::eq(a, b));
-                if !same {
-                    *existing = None;
-                }
-            })
-            .or_insert(table);
+        if let Some(scope) = self.open.last().and_then(|&i| self.scopes.get_mut(i)) {
+            bind_in(&mut scope.names, name.clone(), table);
+        }
+        bind_in(&mut self.names, name, table);
     }
 
     fn table(&self, parts: &[String]) -> Binding<'s> {
@@ -57,6 +96,19 @@ impl<'s> Bindings<'s> {
             .iter()
             .find(|t| t.schema == schema && t.name == name)
     }
+}
+
+/// Binds `name` in `names`; a name bound again to something else becomes unknown.
+fn bind_in<'s>(names: &mut BTreeMap<String, Binding<'s>>, name: String, table: Binding<'s>) {
+    names
+        .entry(name)
+        .and_modify(|existing| {
+            let same = matches!((*existing, table), (Some(a), Some(b)) if std::ptr::eq(a, b));
+            if !same {
+                *existing = None;
+            }
+        })
+        .or_insert(table);
 }
 
 /// The name a plain-table `FROM` item binds: its alias, or the table's own name without schema;
@@ -74,6 +126,20 @@ pub(super) fn bound_name(factor: &TableFactor) -> Option<String> {
 
 impl Visitor for Bindings<'_> {
     type Break = ();
+
+    fn pre_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+        self.scopes.push(Scope {
+            names: BTreeMap::new(),
+            parent: self.open.last().copied(),
+        });
+        self.open.push(self.scopes.len() - 1);
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+        self.open.pop();
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
         match factor {
@@ -116,4 +182,93 @@ impl Visitor for Bindings<'_> {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// Walks a statement's queries and expressions, numbering the queries as [`Bindings`] numbers
+/// its scopes, so a rewrite knows which query's `FROM` an expression can see.
+struct Scoped<F> {
+    count: usize,
+    open: Vec<usize>,
+    visit: F,
+}
+
+impl<F> Scoped<F> {
+    /// A walk calling `visit` with each expression, after its children, and the number of the
+    /// innermost query holding it.
+    fn new(visit: F) -> Self {
+        Self {
+            count: 0,
+            open: Vec::new(),
+            visit,
+        }
+    }
+
+    fn enter(&mut self) {
+        self.open.push(self.count);
+        self.count += 1;
+    }
+}
+
+impl<F: FnMut(Option<usize>, &Expr) -> ControlFlow<()>> Visitor for Scoped<F> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+        self.enter();
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+        self.open.pop();
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        (self.visit)(self.open.last().copied(), expr)
+    }
+}
+
+/// [`Scoped`] over a statement it may change.
+struct ScopedMut<F>(Scoped<F>);
+
+impl<F> ScopedMut<F> {
+    /// A walk calling `visit` with each expression, after its children, and the number of the
+    /// innermost query holding it; `visit` may replace the expression.
+    fn new(visit: F) -> Self {
+        Self(Scoped::new(visit))
+    }
+}
+
+impl<F: FnMut(Option<usize>, &mut Expr) -> ControlFlow<()>> VisitorMut for ScopedMut<F> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
+        self.0.enter();
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
+        self.0.open.pop();
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        (self.0.visit)(self.0.open.last().copied(), expr)
+    }
+}
+
+/// Calls `visit` with each expression of `statement` and the number of its innermost query.
+pub(super) fn visit_scoped(
+    statement: &Statement,
+    visit: impl FnMut(Option<usize>, &Expr) -> ControlFlow<()>,
+) {
+    let _ = Visit::visit(statement, &mut Scoped::new(visit));
+}
+
+/// Calls `visit` with each expression of `statement`, mutably, and the number of its innermost
+/// query.
+pub(super) fn visit_scoped_mut(
+    statement: &mut Statement,
+    visit: impl FnMut(Option<usize>, &mut Expr) -> ControlFlow<()>,
+) {
+    let _ = VisitMut::visit(statement, &mut ScopedMut::new(visit));
 }

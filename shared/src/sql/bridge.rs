@@ -15,7 +15,9 @@
 //! the column, and `t` becomes that table's alias. Only a many-to-one key is followed, so every
 //! row of `q` meets at most one row of `m` and no count or sum is multiplied by the bridge. A
 //! bridge table the query already reads is not added twice: which of its rows was meant is then
-//! not known, so nothing is changed.
+//! not known, so nothing is changed. Names are resolved query by query, as PostgreSQL does: a
+//! model reusing `T1` for a track inside a CTE and an artist outside it (c59) gets the CTE's
+//! item wrapped and only the CTE's references renamed.
 //!
 //! Like the other mends this runs only on a query PostgreSQL refused, and the result goes
 //! through the guard like any other query.
@@ -24,11 +26,10 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, Expr, Query, SetExpr, Statement, TableFactor, Visit,
-    VisitMut, Visitor, VisitorMut,
+    Expr, Query, SetExpr, Statement, TableFactor, Visit, VisitMut, Visitor, VisitorMut,
 };
 
-use super::bindings::{bound_name, Binding, Bindings};
+use super::bindings::{bound_name, visit_scoped, visit_scoped_mut, Binding, Bindings};
 use super::relations::ident;
 use super::schema::{SchemaView, TableView};
 use super::{name_ident, parse_for_mending};
@@ -38,25 +39,32 @@ use super::{name_ident, parse_for_mending};
 /// is not one statement.
 pub fn bridge(sql: &str, schema: &SchemaView) -> Option<String> {
     let mut statement = parse_for_mending(sql)?;
-    let names = Bindings::of(&statement, schema).names;
-    let found = find(&statement, &names, schema)?;
-    let alias = if names.contains_key(&found.qualifier) {
-        free_name(&found.target.name, &names)
+    let bindings = Bindings::of(&statement, schema);
+    let found = find(&statement, &bindings, schema)?;
+    let alias = if found.bound {
+        free_name(&found.target.name, &bindings.names)
     } else {
         // A qualifier bound nowhere becomes the new table's alias, so the query's own references
         // to it read the new table.
         found.qualifier.clone()
     };
     join_in(&mut statement, &found, &alias)?;
-    let _ = visit_expressions_mut(&mut statement, |expr: &mut Expr| {
+    // Only the references that meant the wrapped item: the same alias may name another table
+    // in another query (`T1` a track in a CTE, an artist outside it).
+    let meant = (found.bound).then_some(found.scope);
+    visit_scoped_mut(&mut statement, |scope, expr| {
         if let Expr::CompoundIdentifier(parts) = expr {
             if let [q, c] = parts.as_slice() {
-                if ident(q) == found.qualifier && ident(c) == found.column {
-                    *expr = Expr::CompoundIdentifier(vec![name_ident(&alias), c.clone()]);
+                let (q, c) = (ident(q), c.clone());
+                if q == found.qualifier
+                    && ident(&c) == found.column
+                    && bindings.resolve(&q, scope).map(|(at, _)| at) == meant
+                {
+                    *expr = Expr::CompoundIdentifier(vec![name_ident(&alias), c]);
                 }
             }
         }
-        ControlFlow::<()>::Continue(())
+        ControlFlow::Continue(())
     });
     Some(statement.to_string())
 }
@@ -70,10 +78,12 @@ fn join_in(statement: &mut Statement, found: &Found<'_>, alias: &str) -> Option<
         return None;
     }
     let nested = nested_join(found, alias)?;
-    // A name bound by two `FROM` items (the same table in a subquery) cannot be wrapped in one
-    // place and read everywhere.
+    // A name bound by two `FROM` items of one query cannot be wrapped in one place and read
+    // everywhere.
     let mut count = Count {
         name: &found.from,
+        scope: found.from_scope,
+        queries: Queries::default(),
         bound: 0,
     };
     let _ = Visit::visit(&*statement, &mut count);
@@ -82,6 +92,8 @@ fn join_in(statement: &mut Statement, found: &Found<'_>, alias: &str) -> Option<
     }
     let mut wrap = Wrap {
         name: &found.from,
+        scope: found.from_scope,
+        queries: Queries::default(),
         nested: Some(nested),
     };
     let _ = VisitMut::visit(statement, &mut wrap);
@@ -94,6 +106,12 @@ fn join_in(statement: &mut Statement, found: &Found<'_>, alias: &str) -> Option<
 /// is bound nowhere.
 struct Found<'s> {
     from: String,
+    /// The query whose `FROM` binds `from`.
+    from_scope: usize,
+    /// Whether the qualifier is bound (to `from`, in the query `scope`).
+    bound: bool,
+    /// The query where the reference was found.
+    scope: usize,
     qualifier: String,
     column: String,
     target: &'s TableView,
@@ -104,43 +122,49 @@ struct Found<'s> {
 /// The first reference of `statement` that one foreign key can bridge.
 fn find<'s>(
     statement: &Statement,
-    names: &BTreeMap<String, Binding<'s>>,
+    bindings: &Bindings<'s>,
     schema: &'s SchemaView,
 ) -> Option<Found<'s>> {
-    let read: Vec<&TableView> = names.values().flatten().copied().collect();
+    let read: Vec<&TableView> = bindings.names.values().flatten().copied().collect();
     let mut found = None;
-    let _ = visit_expressions(statement, |expr: &Expr| {
+    visit_scoped(statement, |scope, expr| {
         let Expr::CompoundIdentifier(parts) = expr else {
             return ControlFlow::Continue(());
         };
-        let [q, c] = parts.as_slice() else {
+        let ([q, c], Some(scope)) = (parts.as_slice(), scope) else {
             return ControlFlow::Continue(());
         };
         let (qualifier, column) = (ident(q), ident(c));
         // The tables the way may start from: the qualifier's own, or, for a qualifier the
-        // query never binds (`t.media_type_id` with no `t` in FROM), every table it reads.
-        let starts: Vec<(&String, &TableView)> = match names.get(&qualifier) {
-            Some(Some(table)) if !table.has_column(&column) => vec![(&qualifier, *table)],
+        // query never binds (`t.media_type_id` with no `t` in FROM), every table its query reads.
+        let resolved = bindings.resolve(&qualifier, Some(scope));
+        let starts: Vec<(String, usize, &TableView)> = match resolved {
+            Some((at, Some(table))) if !table.has_column(&column) => {
+                vec![(qualifier.clone(), at, table)]
+            }
             Some(_) => return ControlFlow::Continue(()),
-            None => names
-                .iter()
-                .filter_map(|(name, table)| table.map(|t| (name, t)))
+            None => bindings
+                .local(Some(scope))
+                .filter_map(|(name, table)| table.map(|t| (name.clone(), scope, t)))
                 .collect(),
         };
         let mut found_ways = Vec::new();
-        for (from, table) in starts {
+        for (from, at, table) in starts {
             for (target, fk, key) in ways(schema, table, &column) {
-                found_ways.push((from, target, fk, key));
+                found_ways.push((from.clone(), at, target, fk, key));
             }
         }
-        let [(from, target, fk, key)] = found_ways.as_slice() else {
+        let [(from, from_scope, target, fk, key)] = found_ways.as_slice() else {
             return ControlFlow::Continue(());
         };
         if read.iter().any(|t| std::ptr::eq(*t, *target)) {
             return ControlFlow::Continue(());
         }
         found = Some(Found {
-            from: (*from).clone(),
+            from: from.clone(),
+            from_scope: *from_scope,
+            bound: resolved.is_some(),
+            scope,
             qualifier: qualifier.clone(),
             column: column.clone(),
             target,
@@ -167,10 +191,7 @@ fn ways<'s>(
             else {
                 return None;
             };
-            let target = schema
-                .tables
-                .iter()
-                .find(|t| format!("{}.{}", t.schema, t.name) == fk.references)?;
+            let target = schema.table(&fk.references)?;
             (!std::ptr::eq(target, table) && target.has_column(column))
                 .then(|| (target, fk_column.clone(), key.clone()))
         })
@@ -230,35 +251,85 @@ impl Visitor for Ctes {
     }
 }
 
-/// Counts the `FROM` items that bind `name`.
+/// The number of the query being walked, as [`Bindings`] numbers them.
+#[derive(Default)]
+struct Queries {
+    count: usize,
+    open: Vec<usize>,
+}
+
+impl Queries {
+    fn enter(&mut self) {
+        self.open.push(self.count);
+        self.count += 1;
+    }
+
+    fn leave(&mut self) {
+        self.open.pop();
+    }
+
+    fn current(&self) -> Option<usize> {
+        self.open.last().copied()
+    }
+}
+
+/// Counts the `FROM` items of query number `scope` that bind `name`.
 struct Count<'a> {
     name: &'a str,
+    scope: usize,
+    queries: Queries,
     bound: usize,
 }
 
 impl Visitor for Count<'_> {
     type Break = ();
 
+    fn pre_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+        self.queries.enter();
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+        self.queries.leave();
+        ControlFlow::Continue(())
+    }
+
     fn post_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
-        if bound_name(factor).as_deref() == Some(self.name) {
+        if self.queries.current() == Some(self.scope)
+            && bound_name(factor).as_deref() == Some(self.name)
+        {
             self.bound += 1;
         }
         ControlFlow::Continue(())
     }
 }
 
-/// Replaces the `FROM` item that binds `name` with `nested`, holding it.
+/// Replaces the `FROM` item of query number `scope` that binds `name` with `nested`, holding it.
 struct Wrap<'a> {
     name: &'a str,
+    scope: usize,
+    queries: Queries,
     nested: Option<TableFactor>,
 }
 
 impl VisitorMut for Wrap<'_> {
     type Break = ();
 
+    fn pre_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
+        self.queries.enter();
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
+        self.queries.leave();
+        ControlFlow::Continue(())
+    }
+
     // After the item's children: the new nested join is not visited again.
     fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
-        if bound_name(factor).as_deref() != Some(self.name) {
+        if self.queries.current() != Some(self.scope)
+            || bound_name(factor).as_deref() != Some(self.name)
+        {
             return ControlFlow::Continue(());
         }
         let Some(TableFactor::NestedJoin {
@@ -438,17 +509,63 @@ mod tests {
             ),
             None
         );
-        // Bound twice: one wrap cannot serve both scopes.
+        // Bound twice in one query: one wrap cannot serve both items.
         assert_eq!(
             bridge(
-                "SELECT il.customer_id FROM invoice_line il WHERE EXISTS \
-                 (SELECT 1 FROM invoice_line il WHERE il.quantity > 1)",
+                "SELECT il.customer_id FROM invoice_line il, invoice_line il",
                 &schema
             ),
             None
         );
         assert_eq!(bridge("SELECT 1; SELECT 2", &schema), None);
         assert_eq!(bridge("SELEC nonsense", &schema), None);
+    }
+
+    #[test]
+    fn a_name_bound_in_two_queries_is_bridged_in_the_one_that_lacks_the_column() {
+        // The same alias in a subquery is another item: it is neither wrapped nor renamed.
+        let sql = "SELECT il.customer_id FROM invoice_line il WHERE EXISTS \
+                   (SELECT 1 FROM invoice_line il WHERE il.quantity > 1)";
+        let fixed = bridge(sql, &chinook()).unwrap();
+        assert_eq!(
+            fixed,
+            "SELECT invoice.customer_id FROM (invoice_line il JOIN invoice AS invoice \
+             ON invoice.invoice_id = il.invoice_id) WHERE EXISTS \
+             (SELECT 1 FROM invoice_line il WHERE il.quantity > 1)"
+        );
+        // c66 of the eval: the slip inside a subquery, the outer query reading another table.
+        let sql = "SELECT c.first_name FROM customer c WHERE c.customer_id NOT IN \
+                   (SELECT il.customer_id FROM invoice_line il JOIN track t \
+                   ON t.track_id = il.track_id)";
+        let fixed = bridge(sql, &chinook()).unwrap();
+        assert!(
+            fixed.contains(
+                "NOT IN (SELECT invoice.customer_id FROM (invoice_line il JOIN invoice AS invoice \
+                 ON invoice.invoice_id = il.invoice_id) JOIN track t"
+            ),
+            "{fixed}"
+        );
+        // c59: `T1` is a track in the CTE and an album outside it; only the CTE's lacks the
+        // column.
+        let sql = "WITH x AS (SELECT DISTINCT T1.media_type_id FROM track AS T1) \
+                   SELECT T1.title FROM album AS T1 WHERE T1.album_id IN (SELECT 1 FROM x)";
+        assert_eq!(bridge(sql, &chinook()), None, "track has media_type_id");
+        let sql = "WITH x AS (SELECT DISTINCT T1.customer_id FROM invoice_line AS T1) \
+                   SELECT T1.title FROM album AS T1 WHERE T1.album_id IN (SELECT customer_id FROM x)";
+        let fixed = bridge(sql, &chinook()).unwrap();
+        assert!(
+            fixed.starts_with(
+                "WITH x AS (SELECT DISTINCT invoice.customer_id FROM (invoice_line AS T1 \
+                 JOIN invoice AS invoice ON invoice.invoice_id = t1.invoice_id))"
+            ),
+            "{fixed}"
+        );
+        assert!(
+            fixed.ends_with(
+                "SELECT T1.title FROM album AS T1 WHERE T1.album_id IN (SELECT customer_id FROM x)"
+            ),
+            "{fixed}"
+        );
     }
 
     #[test]

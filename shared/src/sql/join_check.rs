@@ -94,8 +94,7 @@ fn mismatch(fk: &Column<'_>, key: &Column<'_>) -> Option<String> {
     if key.table.primary_key != [key.name.as_str()] {
         return None;
     }
-    let keyed = format!("{}.{}", key.table.schema, key.table.name);
-    if reference.references == keyed {
+    if key.table.is(&reference.references) {
         return None;
     }
     let target = reference

@@ -15,7 +15,9 @@
 //! the query in the row cap. Helpers mend a model's query before it is judged: [`respell`]
 //! writes `FirstName` as the schema's `first_name`; [`requalify`] moves a misplaced
 //! `alias.column` to the table that has it; [`bridge`] reads a column its table lacks through the
-//! foreign key that reaches it; [`unalias`] writes out an output alias used in `HAVING` or
+//! foreign key that reaches it; [`rejoin`] joins a table again in the query that names it outside
+//! the CTE that joined it; [`having::having_to_where`] makes a `HAVING` that groups nothing a
+//! `WHERE`; [`unalias`] writes out an output alias used in `HAVING` or
 //! `WHERE`; [`date_like`] writes `invoice_date LIKE '2010%'` as a date range.
 //! [`join_check`] names joins that pair a foreign key with the key of a
 //! table it does not reference, so such a query goes back to the model instead of running.
@@ -26,7 +28,9 @@ mod cap;
 pub mod date_like;
 mod functions;
 pub mod guard;
+pub mod having;
 pub mod join_check;
+pub mod rejoin;
 mod relations;
 pub mod requalify;
 pub mod respell;

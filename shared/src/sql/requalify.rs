@@ -12,12 +12,11 @@
 //! query that worked), and the result goes through the guard like any other query. Nothing here
 //! decides what a caller may read.
 
-use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{visit_expressions_mut, DateTimeField, Expr, ExtractSyntax, Statement};
+use sqlparser::ast::{DateTimeField, Expr, ExtractSyntax, Statement};
 
-use super::bindings::{Binding, Bindings};
+use super::bindings::{visit_scoped_mut, Bindings};
 use super::name_ident;
 use super::relations::ident;
 use super::schema::SchemaView;
@@ -32,7 +31,7 @@ pub fn requalify(sql: &str, schema: &SchemaView) -> Option<String> {
     // the refused one. The foreign-key reading is tried first, then the plain move.
     for keys in [true, false] {
         let mut candidate = statement.clone();
-        let changed = rewrite(&mut candidate, &bindings.names, keys);
+        let changed = rewrite(&mut candidate, &bindings, keys);
         if changed > 0 && self_comparisons(&candidate) == tautologies {
             return Some(candidate.to_string());
         }
@@ -40,7 +39,8 @@ pub fn requalify(sql: &str, schema: &SchemaView) -> Option<String> {
     None
 }
 
-/// How many `a = a` comparisons of a column with itself `statement` holds.
+/// How many `a = a` comparisons of a column with itself `statement` holds, names compared as
+/// PostgreSQL folds them: a move writes `t1` where the model wrote `T1`.
 fn self_comparisons(statement: &Statement) -> usize {
     let mut count = 0;
     let _ = sqlparser::ast::visit_expressions(statement, |expr: &Expr| {
@@ -50,8 +50,8 @@ fn self_comparisons(statement: &Statement) -> usize {
             right,
         } = expr
         {
-            if matches!(**left, Expr::CompoundIdentifier(_) | Expr::Identifier(_)) && left == right
-            {
+            let left = column_name(left);
+            if left.is_some() && left == column_name(right) {
                 count += 1;
             }
         }
@@ -60,22 +60,36 @@ fn self_comparisons(statement: &Statement) -> usize {
     count
 }
 
+/// The folded parts of a column reference (`T1.Customer_Id` → `t1`, `customer_id`).
+fn column_name(expr: &Expr) -> Option<Vec<String>> {
+    match expr {
+        Expr::Identifier(name) => Some(vec![ident(name)]),
+        Expr::CompoundIdentifier(parts) => Some(parts.iter().map(ident).collect()),
+        _ => None,
+    }
+}
+
 /// Rewrites the references in `statement`; returns how many changed.
-fn rewrite(statement: &mut Statement, names: &BTreeMap<String, Binding<'_>>, keys: bool) -> usize {
+fn rewrite(statement: &mut Statement, bindings: &Bindings<'_>, keys: bool) -> usize {
     let mut changed = 0;
-    let _ = visit_expressions_mut(statement, |expr: &mut Expr| {
-        if let Some(new) = replacement(expr, names, keys) {
+    visit_scoped_mut(statement, |scope, expr| {
+        if let Some(new) = replacement(expr, bindings, scope, keys) {
             *expr = new;
             changed += 1;
         }
-        ControlFlow::<()>::Continue(())
+        ControlFlow::Continue(())
     });
     changed
 }
 
-/// What `expr` should be, if it is a misplaced `qualifier.column`; with `keys`, a foreign-key
-/// column on the table it references becomes that table's key.
-fn replacement(expr: &Expr, names: &BTreeMap<String, Binding<'_>>, keys: bool) -> Option<Expr> {
+/// What `expr`, in query number `scope`, should be if it is a misplaced `qualifier.column`;
+/// with `keys`, a foreign-key column on the table it references becomes that table's key.
+fn replacement(
+    expr: &Expr,
+    bindings: &Bindings<'_>,
+    scope: Option<usize>,
+    keys: bool,
+) -> Option<Expr> {
     let Expr::CompoundIdentifier(parts) = expr else {
         return None;
     };
@@ -83,19 +97,19 @@ fn replacement(expr: &Expr, names: &BTreeMap<String, Binding<'_>>, keys: bool) -
         return None;
     };
     let (q, col) = (ident(qualifier), ident(column));
-    let table = (*names.get(&q)?)?;
+    let table = bindings.resolve(&q, scope)?.1?;
     if table.has_column(&col) {
         return None;
     }
     // `e.support_rep_id = c.support_rep_id` with `customer.support_rep_id REFERENCES
     // employee(employee_id)`: the join meant is `e.employee_id = c.support_rep_id`. Moving the
     // qualifier instead would compare `c.support_rep_id` with itself.
-    let qualified = format!("{}.{}", table.schema, table.name);
-    let mut referenced: Vec<&str> = names
+    let mut referenced: Vec<&str> = bindings
+        .names
         .values()
         .flatten()
         .flat_map(|t| &t.foreign_keys)
-        .filter(|fk| fk.columns == [col.as_str()] && fk.references == qualified)
+        .filter(|fk| fk.columns == [col.as_str()] && table.is(&fk.references))
         .filter_map(|fk| fk.referenced_columns.first().map(String::as_str))
         .collect();
     referenced.dedup();
@@ -105,8 +119,11 @@ fn replacement(expr: &Expr, names: &BTreeMap<String, Binding<'_>>, keys: bool) -
             name_ident(target),
         ]));
     }
-    let mut owners = names
-        .iter()
+    // A column moves only to a table of the reference's own query: one of an enclosing query
+    // would make it a correlated reference, which means something else (`NOT IN (SELECT
+    // il.customer_id …)` read as the outer customer's own id).
+    let mut owners = bindings
+        .local(scope)
         .filter(|(name, binding)| **name != q && binding.is_some_and(|t| t.has_column(&col)));
     if let (Some((owner, _)), None) = (owners.next(), owners.next()) {
         return Some(Expr::CompoundIdentifier(vec![
@@ -174,6 +191,29 @@ mod tests {
                 TableView::fixture("Odd", &[("Mixed Case", "text")]),
             ],
         }
+    }
+
+    #[test]
+    fn a_move_that_compares_a_column_with_itself_is_not_made_whatever_the_case() {
+        // c61 of the eval: moving `T2.customer_id` to the one table with the column gives
+        // `T1.customer_id = t1.customer_id`, a join condition that is always true.
+        let sql = "SELECT T1.first_name FROM customer AS T1 JOIN employee AS T2 \
+                   ON T1.customer_id = T2.customer_id";
+        assert_eq!(requalify(sql, &chinook()), None);
+    }
+
+    #[test]
+    fn a_column_moves_only_to_a_table_of_its_own_query() {
+        // The outer `c` has the column, but moving there would correlate the subquery.
+        let sql = "SELECT c.first_name FROM customer c WHERE c.customer_id NOT IN \
+                   (SELECT e.customer_id FROM employee e)";
+        assert_eq!(requalify(sql, &chinook()), None);
+        // Within the subquery's own FROM it moves, though the outer query has the column too.
+        let sql = "SELECT c.first_name FROM customer c WHERE c.customer_id IN \
+                   (SELECT e.customer_id FROM employee e JOIN invoice i ON i.total > 0)";
+        let fixed = requalify(sql, &chinook()).unwrap();
+        assert!(fixed.contains("(SELECT i.customer_id FROM"), "{fixed}");
+        assert!(fixed.contains("WHERE c.customer_id IN"), "{fixed}");
     }
 
     #[test]

@@ -58,7 +58,27 @@ pub struct ForeignKey {
     pub referenced_columns: Vec<String>,
 }
 
+impl SchemaView {
+    /// The table a `schema.name` reference names, as [`ForeignKey::references`] does.
+    pub fn table(&self, reference: &str) -> Option<&TableView> {
+        self.tables.iter().find(|t| t.is(reference))
+    }
+}
+
 impl TableView {
+    /// `schema.name`, the form [`ForeignKey::references`] uses.
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    /// Whether `reference` (`schema.name`) names this table.
+    pub fn is(&self, reference: &str) -> bool {
+        reference
+            .strip_prefix(self.schema.as_str())
+            .and_then(|rest| rest.strip_prefix('.'))
+            == Some(self.name.as_str())
+    }
+
     /// Whether the table has a (readable) column `column`.
     pub fn has_column(&self, column: &str) -> bool {
         self.columns.iter().any(|c| c.name == column)
@@ -87,5 +107,31 @@ impl TableView {
             primary_key: Vec::new(),
             foreign_keys: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_names_a_table_only_by_its_whole_schema_and_name() {
+        let invoice = TableView::fixture("invoice", &[]);
+        let line = TableView::fixture("invoice_line", &[]);
+        assert!(invoice.is("public.invoice"));
+        assert!(!invoice.is("public.invoice_line"));
+        assert!(!line.is("public.invoice"));
+        assert!(!invoice.is("publi.cinvoice"));
+        assert!(!invoice.is("invoice"));
+        assert!(!invoice.is("flights.invoice"));
+        assert_eq!(line.qualified_name(), "public.invoice_line");
+        let schema = SchemaView {
+            tables: vec![invoice, line],
+        };
+        assert_eq!(
+            schema.table("public.invoice_line").map(|t| t.name.as_str()),
+            Some("invoice_line")
+        );
+        assert!(schema.table("public.track").is_none());
     }
 }

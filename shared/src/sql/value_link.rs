@@ -70,7 +70,7 @@ pub fn filters(sql: &str, schema: &SchemaView) -> Filters {
                 if is_text(table, &column) {
                     let filter = Filter {
                         binding,
-                        table: format!("{}.{}", table.schema, table.name),
+                        table: table.qualified_name(),
                         column,
                         value,
                     };
@@ -85,7 +85,7 @@ pub fn filters(sql: &str, schema: &SchemaView) -> Filters {
     let bound = bindings
         .names
         .into_iter()
-        .filter_map(|(name, table)| table.map(|t| (name, format!("{}.{}", t.schema, t.name))))
+        .filter_map(|(name, table)| table.map(|t| (name, t.qualified_name())))
         .collect();
     Filters { list, bound }
 }
@@ -120,7 +120,7 @@ pub fn probe(values: &[&str], tables: &[&TableView]) -> Option<String> {
         })
         .take(MAX_PROBED_COLUMNS)
         .map(|(t, c)| {
-            let qualified = format!("{}.{}", t.schema, t.name);
+            let qualified = t.qualified_name();
             // One row per distinct stored value that matches: `'paris'` may be stored as
             // `Paris` in one row and `PARIS` in another.
             format!(
