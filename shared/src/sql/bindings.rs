@@ -23,13 +23,12 @@ pub(super) struct Bindings<'s> {
     /// What each name stands for.
     pub(super) names: BTreeMap<String, Binding<'s>>,
     /// The names each query (a [`Query`]: the statement, a CTE, a subquery) binds in its own
-    /// `FROM`, numbered in visit order as [`visit_scoped`] numbers them.
+    /// `FROM`, numbered as [`QueryNumbers`] numbers them.
     pub(super) scopes: Vec<Scope<'s>>,
-    open: Vec<usize>,
+    queries: QueryNumbers,
 }
 
 /// The names one query binds in its own `FROM`, and the query it is nested in.
-#[derive(Default)]
 pub(super) struct Scope<'s> {
     /// What each name stands for in this query.
     pub(super) names: BTreeMap<String, Binding<'s>>,
@@ -72,14 +71,14 @@ impl<'s> Bindings<'s> {
             schema,
             names: BTreeMap::new(),
             scopes: Vec::new(),
-            open: Vec::new(),
+            queries: QueryNumbers::default(),
         };
         let _ = statement.visit(&mut bindings);
         bindings
     }
 
     fn bind(&mut self, name: String, table: Binding<'s>) {
-        if let Some(scope) = self.open.last().and_then(|&i| self.scopes.get_mut(i)) {
+        if let Some(scope) = self.queries.current().and_then(|i| self.scopes.get_mut(i)) {
             bind_in(&mut scope.names, name.clone(), table);
         }
         bind_in(&mut self.names, name, table);
@@ -128,16 +127,17 @@ impl Visitor for Bindings<'_> {
     type Break = ();
 
     fn pre_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+        let parent = self.queries.current();
+        self.queries.enter();
         self.scopes.push(Scope {
             names: BTreeMap::new(),
-            parent: self.open.last().copied(),
+            parent,
         });
-        self.open.push(self.scopes.len() - 1);
         ControlFlow::Continue(())
     }
 
     fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
-        self.open.pop();
+        self.queries.leave();
         ControlFlow::Continue(())
     }
 
@@ -184,75 +184,74 @@ impl Visitor for Bindings<'_> {
     }
 }
 
-/// Walks a statement's queries and expressions, numbering the queries as [`Bindings`] numbers
-/// its scopes, so a rewrite knows which query's `FROM` an expression can see.
-struct Scoped<F> {
+/// The number of the query a walk is in: queries are numbered in the order a walk enters them
+/// (the statement 0, then its CTEs and subqueries as they come), the numbering of
+/// [`Bindings::scopes`], so a walk can find a query's names again.
+#[derive(Default)]
+pub(super) struct QueryNumbers {
     count: usize,
     open: Vec<usize>,
-    visit: F,
 }
 
-impl<F> Scoped<F> {
-    /// A walk calling `visit` with each expression, after its children, and the number of the
-    /// innermost query holding it.
-    fn new(visit: F) -> Self {
-        Self {
-            count: 0,
-            open: Vec::new(),
-            visit,
-        }
+impl QueryNumbers {
+    /// Entering a query (from `pre_visit_query`): its number.
+    pub(super) fn enter(&mut self) -> usize {
+        let number = self.count;
+        self.open.push(number);
+        self.count += 1;
+        number
     }
 
-    fn enter(&mut self) {
-        self.open.push(self.count);
-        self.count += 1;
+    /// Leaving the query last entered (from `post_visit_query`).
+    pub(super) fn leave(&mut self) {
+        self.open.pop();
     }
+
+    /// The innermost query being walked.
+    pub(super) fn current(&self) -> Option<usize> {
+        self.open.last().copied()
+    }
+}
+
+/// Walks a statement's expressions with the number of the innermost query holding each.
+struct Scoped<F> {
+    queries: QueryNumbers,
+    visit: F,
 }
 
 impl<F: FnMut(Option<usize>, &Expr) -> ControlFlow<()>> Visitor for Scoped<F> {
     type Break = ();
 
     fn pre_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
-        self.enter();
+        self.queries.enter();
         ControlFlow::Continue(())
     }
 
     fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
-        self.open.pop();
+        self.queries.leave();
         ControlFlow::Continue(())
     }
 
     fn post_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-        (self.visit)(self.open.last().copied(), expr)
+        (self.visit)(self.queries.current(), expr)
     }
 }
 
-/// [`Scoped`] over a statement it may change.
-struct ScopedMut<F>(Scoped<F>);
-
-impl<F> ScopedMut<F> {
-    /// A walk calling `visit` with each expression, after its children, and the number of the
-    /// innermost query holding it; `visit` may replace the expression.
-    fn new(visit: F) -> Self {
-        Self(Scoped::new(visit))
-    }
-}
-
-impl<F: FnMut(Option<usize>, &mut Expr) -> ControlFlow<()>> VisitorMut for ScopedMut<F> {
+impl<F: FnMut(Option<usize>, &mut Expr) -> ControlFlow<()>> VisitorMut for Scoped<F> {
     type Break = ();
 
     fn pre_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
-        self.0.enter();
+        self.queries.enter();
         ControlFlow::Continue(())
     }
 
     fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
-        self.0.open.pop();
+        self.queries.leave();
         ControlFlow::Continue(())
     }
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        (self.0.visit)(self.0.open.last().copied(), expr)
+        (self.visit)(self.queries.current(), expr)
     }
 }
 
@@ -261,7 +260,11 @@ pub(super) fn visit_scoped(
     statement: &Statement,
     visit: impl FnMut(Option<usize>, &Expr) -> ControlFlow<()>,
 ) {
-    let _ = Visit::visit(statement, &mut Scoped::new(visit));
+    let mut walk = Scoped {
+        queries: QueryNumbers::default(),
+        visit,
+    };
+    let _ = Visit::visit(statement, &mut walk);
 }
 
 /// Calls `visit` with each expression of `statement`, mutably, and the number of its innermost
@@ -270,5 +273,9 @@ pub(super) fn visit_scoped_mut(
     statement: &mut Statement,
     visit: impl FnMut(Option<usize>, &mut Expr) -> ControlFlow<()>,
 ) {
-    let _ = VisitMut::visit(statement, &mut ScopedMut::new(visit));
+    let mut walk = Scoped {
+        queries: QueryNumbers::default(),
+        visit,
+    };
+    let _ = VisitMut::visit(statement, &mut walk);
 }

@@ -29,7 +29,9 @@ use sqlparser::ast::{
     Expr, Query, SetExpr, Statement, TableFactor, Visit, VisitMut, Visitor, VisitorMut,
 };
 
-use super::bindings::{bound_name, visit_scoped, visit_scoped_mut, Binding, Bindings};
+use super::bindings::{
+    bound_name, visit_scoped, visit_scoped_mut, Binding, Bindings, QueryNumbers,
+};
 use super::relations::ident;
 use super::schema::{SchemaView, TableView};
 use super::{name_ident, parse_for_mending};
@@ -83,7 +85,7 @@ fn join_in(statement: &mut Statement, found: &Found<'_>, alias: &str) -> Option<
     let mut count = Count {
         name: &found.from,
         scope: found.from_scope,
-        queries: Queries::default(),
+        queries: QueryNumbers::default(),
         bound: 0,
     };
     let _ = Visit::visit(&*statement, &mut count);
@@ -93,7 +95,7 @@ fn join_in(statement: &mut Statement, found: &Found<'_>, alias: &str) -> Option<
     let mut wrap = Wrap {
         name: &found.from,
         scope: found.from_scope,
-        queries: Queries::default(),
+        queries: QueryNumbers::default(),
         nested: Some(nested),
     };
     let _ = VisitMut::visit(statement, &mut wrap);
@@ -251,33 +253,11 @@ impl Visitor for Ctes {
     }
 }
 
-/// The number of the query being walked, as [`Bindings`] numbers them.
-#[derive(Default)]
-struct Queries {
-    count: usize,
-    open: Vec<usize>,
-}
-
-impl Queries {
-    fn enter(&mut self) {
-        self.open.push(self.count);
-        self.count += 1;
-    }
-
-    fn leave(&mut self) {
-        self.open.pop();
-    }
-
-    fn current(&self) -> Option<usize> {
-        self.open.last().copied()
-    }
-}
-
 /// Counts the `FROM` items of query number `scope` that bind `name`.
 struct Count<'a> {
     name: &'a str,
     scope: usize,
-    queries: Queries,
+    queries: QueryNumbers,
     bound: usize,
 }
 
@@ -308,7 +288,7 @@ impl Visitor for Count<'_> {
 struct Wrap<'a> {
     name: &'a str,
     scope: usize,
-    queries: Queries,
+    queries: QueryNumbers,
     nested: Option<TableFactor>,
 }
 

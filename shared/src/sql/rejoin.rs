@@ -21,7 +21,7 @@ use sqlparser::ast::{
     VisitMut, Visitor, VisitorMut,
 };
 
-use super::bindings::{bound_name, visit_scoped, Bindings};
+use super::bindings::{bound_name, visit_scoped, Bindings, QueryNumbers};
 use super::relations::ident;
 use super::schema::{SchemaView, TableView};
 use super::{name_ident, parse_for_mending};
@@ -59,7 +59,7 @@ pub fn rejoin(sql: &str, schema: &SchemaView) -> Option<String> {
     };
     let mut at = AtQuery {
         wanted: scope,
-        count: 0,
+        queries: QueryNumbers::default(),
         ctes: &ctes,
         found: None,
     };
@@ -89,7 +89,7 @@ pub fn rejoin(sql: &str, schema: &SchemaView) -> Option<String> {
     let join = join(table, &qualifier, key, item, column)?;
     let mut add = AddJoin {
         wanted: scope,
-        count: 0,
+        queries: QueryNumbers::default(),
         item,
         join: Some(join),
     };
@@ -183,7 +183,7 @@ fn read_item(
 /// The CTEs and subqueries the select of query number `wanted` reads, with their columns.
 struct AtQuery<'a> {
     wanted: usize,
-    count: usize,
+    queries: QueryNumbers,
     ctes: &'a BTreeMap<String, Vec<String>>,
     found: Option<Vec<(String, Vec<String>)>>,
 }
@@ -192,9 +192,7 @@ impl Visitor for AtQuery<'_> {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
-        let this = self.count;
-        self.count += 1;
-        if this != self.wanted {
+        if self.queries.enter() != self.wanted {
             return ControlFlow::Continue(());
         }
         if let SetExpr::Select(select) = &*query.body {
@@ -240,7 +238,7 @@ fn join(table: &TableView, qualifier: &str, key: &str, item: &str, column: &str)
 /// Appends `join` to the `FROM` entry of query number `wanted` that holds `item`.
 struct AddJoin<'a> {
     wanted: usize,
-    count: usize,
+    queries: QueryNumbers,
     item: &'a str,
     join: Option<Join>,
 }
@@ -249,9 +247,7 @@ impl VisitorMut for AddJoin<'_> {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-        let this = self.count;
-        self.count += 1;
-        if this != self.wanted {
+        if self.queries.enter() != self.wanted {
             return ControlFlow::Continue(());
         }
         if let SetExpr::Select(select) = &mut *query.body {
