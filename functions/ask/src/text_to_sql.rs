@@ -9,8 +9,8 @@
 //! query, a column on the wrong table is moved to the right one ([`requalify`]) or read through
 //! the foreign key that reaches it ([`bridge`]), a table named outside the CTE that joined it
 //! joined again ([`rejoin`]), an output alias in `WHERE` written out ([`unalias`]), a `HAVING`
-//! that groups nothing made a `WHERE` ([`having_to_where`]) and `LIKE '2010%'` on a date made a range ([`date_like`]); each such retry is
-//! recorded as an attempt but is not a generation.
+//! that groups nothing made a `WHERE` ([`having_to_where`]) and `LIKE '2010%'` on a date made a
+//! range ([`date_like`]); each such retry is recorded as an attempt but is not a generation.
 
 use std::time::Instant;
 

@@ -5,7 +5,8 @@
 //! employee …) SELECT employee.first_name … FROM s` (c19 of the eval). PostgreSQL refuses it
 //! ("missing FROM-clause entry for table employee"), and measured with the 1.5B model the repair
 //! turn gives the same query back three times over. [`requalify`](super::requalify) and
-//! [`bridge`](super::bridge) see `employee` bound (inside the CTE) and leave it.
+//! [`bridge`](super::bridge) cannot help: the outer query reads no table that has the column or
+//! a key leading to it, only the CTE.
 //!
 //! When the query naming the table reads exactly one CTE or subquery column that holds the
 //! table's key — its one-column primary key, or a foreign-key column that references it — the
