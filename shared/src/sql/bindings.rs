@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{Expr, Query, Statement, TableFactor, Visit, VisitMut, Visitor, VisitorMut};
+use sqlparser::ast::{
+    Expr, Query, SelectItem, SetExpr, Statement, TableAliasColumnDef, TableFactor, Visit, VisitMut,
+    Visitor, VisitorMut,
+};
 
 use super::relations::ident;
 use super::schema::{SchemaView, TableView};
@@ -278,4 +281,60 @@ pub(super) fn visit_scoped_mut(
         visit,
     };
     let _ = VisitMut::visit(statement, &mut walk);
+}
+
+/// The output columns of each CTE of `statement`, by name.
+pub(super) fn cte_columns(statement: &Statement) -> BTreeMap<String, Vec<String>> {
+    struct Ctes(BTreeMap<String, Vec<String>>);
+    impl Visitor for Ctes {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            for cte in query.with.iter().flat_map(|w| &w.cte_tables) {
+                let columns = named_or(&cte.alias.columns, || output_columns(&cte.query));
+                self.0.insert(ident(&cte.alias.name), columns);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut ctes = Ctes(BTreeMap::new());
+    let _ = Visit::visit(statement, &mut ctes);
+    ctes.0
+}
+
+/// The columns an alias list (`AS s(a, b)`) names, or else `otherwise`.
+pub(super) fn named_or(
+    columns: &[TableAliasColumnDef],
+    otherwise: impl FnOnce() -> Vec<String>,
+) -> Vec<String> {
+    if columns.is_empty() {
+        otherwise()
+    } else {
+        columns.iter().map(|c| ident(&c.name)).collect()
+    }
+}
+
+/// The names of the columns `query` returns that are plain names: a column (`employee_id`,
+/// `e.employee_id`) or an alias. Others (expressions without alias, `*`) are left out.
+pub(super) fn output_columns(query: &Query) -> Vec<String> {
+    let mut body = &*query.body;
+    loop {
+        match body {
+            SetExpr::SetOperation { left, .. } => body = left,
+            SetExpr::Query(inner) => body = &inner.body,
+            _ => break,
+        }
+    }
+    let SetExpr::Select(select) = body else {
+        return Vec::new();
+    };
+    select
+        .projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::UnnamedExpr(Expr::Identifier(name)) => Some(ident(name)),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => parts.last().map(ident),
+            SelectItem::ExprWithAlias { alias, .. } => Some(ident(alias)),
+            _ => None,
+        })
+        .collect()
 }

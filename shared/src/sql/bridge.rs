@@ -25,16 +25,14 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{
-    Expr, Query, SetExpr, Statement, TableFactor, Visit, VisitMut, Visitor, VisitorMut,
-};
+use sqlparser::ast::{Expr, Query, Statement, TableFactor, Visit, VisitMut, Visitor, VisitorMut};
 
 use super::bindings::{
-    bound_name, visit_scoped, visit_scoped_mut, Binding, Bindings, QueryNumbers,
+    bound_name, cte_columns, visit_scoped, visit_scoped_mut, Binding, Bindings, QueryNumbers,
 };
 use super::relations::ident;
 use super::schema::{SchemaView, TableView};
-use super::{name_ident, parse_for_mending};
+use super::{name_ident, parse_for_mending, parse_from, table_sql};
 
 /// `sql` with one reference to a column its table lacks read through the foreign key that
 /// reaches the column; `None` when there is no such reference, the way is not unique, or `sql`
@@ -74,9 +72,7 @@ pub fn bridge(sql: &str, schema: &SchemaView) -> Option<String> {
 /// Wraps the `FROM` item `found.from` in the nested join that reads `found.target` as `alias`.
 fn join_in(statement: &mut Statement, found: &Found<'_>, alias: &str) -> Option<()> {
     // `JOIN track` would read a CTE named `track` instead of the table.
-    let mut ctes = Ctes(Vec::new());
-    let _ = Visit::visit(&*statement, &mut ctes);
-    if ctes.0.contains(&found.target.name) {
+    if cte_columns(statement).contains_key(&found.target.name) {
         return None;
     }
     let nested = nested_join(found, alias)?;
@@ -211,46 +207,17 @@ fn free_name(name: &str, names: &BTreeMap<String, Binding<'_>>) -> String {
 /// `(placeholder JOIN target AS alias ON alias.key = from.fk)`, parsed: the placeholder is
 /// then replaced by the bridged table's own `FROM` item.
 fn nested_join(found: &Found<'_>, alias: &str) -> Option<TableFactor> {
-    let target = if found.target.schema == "public" {
-        name_ident(&found.target.name).to_string()
-    } else {
-        format!(
-            "{}.{}",
-            name_ident(&found.target.schema),
-            name_ident(&found.target.name)
-        )
-    };
+    let target = table_sql(found.target);
     let (alias, key, from, fk) = (
         name_ident(alias),
         name_ident(&found.key),
         name_ident(&found.from),
         name_ident(&found.fk),
     );
-    let sql = format!(
-        "SELECT 1 FROM (placeholder JOIN {target} AS {alias} ON {alias}.{key} = {from}.{fk})"
-    );
-    let Statement::Query(query) = parse_for_mending(&sql)? else {
-        return None;
-    };
-    let SetExpr::Select(select) = *query.body else {
-        return None;
-    };
-    select.from.into_iter().next().map(|from| from.relation)
-}
-
-/// The names of the statement's CTEs, at any depth.
-struct Ctes(Vec<String>);
-
-impl Visitor for Ctes {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
-        if let Some(with) = &query.with {
-            self.0
-                .extend(with.cte_tables.iter().map(|cte| ident(&cte.alias.name)));
-        }
-        ControlFlow::Continue(())
-    }
+    parse_from(&format!(
+        "(placeholder JOIN {target} AS {alias} ON {alias}.{key} = {from}.{fk})"
+    ))
+    .map(|from| from.relation)
 }
 
 /// Counts the `FROM` items of query number `scope` that bind `name`.

@@ -43,7 +43,9 @@ mod tests;
 
 pub use guard::{check, GuardOptions, Guarded, Rejection};
 
-use sqlparser::ast::{Expr, Ident, JoinConstraint, JoinOperator, Statement, Value};
+use sqlparser::ast::{
+    Expr, Ident, JoinConstraint, JoinOperator, SetExpr, Statement, TableWithJoins, Value,
+};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
@@ -91,6 +93,28 @@ pub(crate) fn string_expr(s: &str) -> Expr {
 /// (with `standard_conforming_strings` on, as the executor sets it, only `'` needs doubling).
 pub fn quote_literal(s: &str) -> String {
     string_expr(s).to_string()
+}
+
+/// How a mend names `table` in the SQL it writes: bare in `public` (the executor's
+/// `search_path`), `schema.table` elsewhere, each part quoted when it must be.
+pub(crate) fn table_sql(table: &schema::TableView) -> String {
+    if table.schema == "public" {
+        name_ident(&table.name).to_string()
+    } else {
+        format!("{}.{}", name_ident(&table.schema), name_ident(&table.name))
+    }
+}
+
+/// The first `FROM` entry of `SELECT 1 FROM {from}`, parsed: how a mend builds a join it
+/// writes as text.
+pub(crate) fn parse_from(from: &str) -> Option<TableWithJoins> {
+    let Statement::Query(query) = parse_for_mending(&format!("SELECT 1 FROM {from}"))? else {
+        return None;
+    };
+    let SetExpr::Select(select) = *query.body else {
+        return None;
+    };
+    select.from.into_iter().next()
 }
 
 /// An identifier that folds back to `name`: bare when PostgreSQL would fold it unchanged.

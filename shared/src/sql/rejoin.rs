@@ -18,14 +18,15 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, Join, Query, SelectItem, SetExpr, Statement, TableAliasColumnDef, TableFactor, Visit,
-    VisitMut, Visitor, VisitorMut,
+    Expr, Join, Query, SetExpr, TableFactor, Visit, VisitMut, Visitor, VisitorMut,
 };
 
-use super::bindings::{bound_name, visit_scoped, Bindings, QueryNumbers};
+use super::bindings::{
+    bound_name, cte_columns, named_or, output_columns, visit_scoped, Bindings, QueryNumbers,
+};
 use super::relations::ident;
 use super::schema::{SchemaView, TableView};
-use super::{name_ident, parse_for_mending};
+use super::{name_ident, parse_for_mending, parse_from, table_sql};
 
 /// `sql` with the first table named outside the CTE or subquery that joined it joined again on
 /// the key that CTE or subquery exposes; `None` when there is no such reference, the key is not
@@ -98,62 +99,6 @@ pub fn rejoin(sql: &str, schema: &SchemaView) -> Option<String> {
     add.join.is_none().then(|| statement.to_string())
 }
 
-/// The output columns of each CTE of `statement`, by name.
-fn cte_columns(statement: &Statement) -> BTreeMap<String, Vec<String>> {
-    struct Ctes(BTreeMap<String, Vec<String>>);
-    impl Visitor for Ctes {
-        type Break = ();
-        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
-            for cte in query.with.iter().flat_map(|w| &w.cte_tables) {
-                let columns = named_or(&cte.alias.columns, || output_columns(&cte.query));
-                self.0.insert(ident(&cte.alias.name), columns);
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let mut ctes = Ctes(BTreeMap::new());
-    let _ = Visit::visit(statement, &mut ctes);
-    ctes.0
-}
-
-/// The columns an alias list (`AS s(a, b)`) names, or else `otherwise`.
-fn named_or(
-    columns: &[TableAliasColumnDef],
-    otherwise: impl FnOnce() -> Vec<String>,
-) -> Vec<String> {
-    if columns.is_empty() {
-        otherwise()
-    } else {
-        columns.iter().map(|c| ident(&c.name)).collect()
-    }
-}
-
-/// The names of the columns `query` returns that are plain names: a column (`employee_id`,
-/// `e.employee_id`) or an alias. Others (expressions without alias, `*`) are left out.
-fn output_columns(query: &Query) -> Vec<String> {
-    let mut body = &*query.body;
-    loop {
-        match body {
-            SetExpr::SetOperation { left, .. } => body = left,
-            SetExpr::Query(inner) => body = &inner.body,
-            _ => break,
-        }
-    }
-    let SetExpr::Select(select) = body else {
-        return Vec::new();
-    };
-    select
-        .projection
-        .iter()
-        .filter_map(|item| match item {
-            SelectItem::UnnamedExpr(Expr::Identifier(name)) => Some(ident(name)),
-            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => parts.last().map(ident),
-            SelectItem::ExprWithAlias { alias, .. } => Some(ident(alias)),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The name a CTE or subquery `FROM` item binds and the columns it exposes; `None` for tables
 /// of the schema and anything else.
 fn read_item(
@@ -213,27 +158,19 @@ impl Visitor for AtQuery<'_> {
 
 /// `JOIN table AS qualifier ON qualifier.key = item.column`, parsed.
 fn join(table: &TableView, qualifier: &str, key: &str, item: &str, column: &str) -> Option<Join> {
-    let name = if table.schema == "public" {
-        name_ident(&table.name).to_string()
-    } else {
-        format!("{}.{}", name_ident(&table.schema), name_ident(&table.name))
-    };
+    let name = table_sql(table);
     let (qualifier, key, item, column) = (
         name_ident(qualifier),
         name_ident(key),
         name_ident(item),
         name_ident(column),
     );
-    let sql = format!(
-        "SELECT 1 FROM placeholder JOIN {name} AS {qualifier} ON {qualifier}.{key} = {item}.{column}"
-    );
-    let Statement::Query(query) = parse_for_mending(&sql)? else {
-        return None;
-    };
-    let SetExpr::Select(select) = *query.body else {
-        return None;
-    };
-    select.from.into_iter().next()?.joins.into_iter().next()
+    parse_from(&format!(
+        "placeholder JOIN {name} AS {qualifier} ON {qualifier}.{key} = {item}.{column}"
+    ))?
+    .joins
+    .into_iter()
+    .next()
 }
 
 /// Appends `join` to the `FROM` entry of query number `wanted` that holds `item`.
