@@ -3,8 +3,9 @@
 //! Similar embeddings are not enough. "Customers who did not buy Jazz" sits right next to
 //! "customers who bought Jazz" in embedding space, as do "sales in 2009" and "sales in 2010",
 //! or "top 5" and "top 10". So besides similarity over a threshold, two questions must have the
-//! same [`Signature`]: the same numbers, the same dates and date words, the same negations and
-//! the same ordering words. The scope (role, region, data version, mode) is part of the key
+//! same [`Signature`]: the same numbers, the same dates and date words, the same negations, the
+//! same ordering words and the same kind of answer asked for ("how many genres have more than 100
+//! tracks?" is not "which genres have more than 100 tracks?", though the two embed alike). The scope (role, region, data version, mode) is part of the key
 //! itself, so no answer crosses a permission boundary or outlives a change of the data.
 
 use std::collections::BTreeSet;
@@ -23,7 +24,35 @@ pub struct Signature {
     pub negations: BTreeSet<String>,
     /// Words that flip an ordering or a comparison (`top`, `bottom`, `most`, `least`, `before`, …).
     pub polarity: BTreeSet<String>,
+    /// The kinds of answer asked for: `count` ("how many", "number of"), `amount` ("how much",
+    /// "total", "sum"), `average`, `share` ("percentage", "share") and `list` ("which", "who",
+    /// "list", "names"). Entries cached before this field existed have none, so they miss.
+    #[serde(default)]
+    pub asks: BTreeSet<String>,
 }
+
+/// Words (and two-word phrases) naming the kind of answer a question asks for, with the kind.
+const ASKS: [(&str, &str); 19] = [
+    ("how many", "count"),
+    ("number of", "count"),
+    ("count", "count"),
+    ("how much", "amount"),
+    ("total", "amount"),
+    ("sum", "amount"),
+    ("average", "average"),
+    ("avg", "average"),
+    ("mean", "average"),
+    ("percentage", "share"),
+    ("percent", "share"),
+    ("share", "share"),
+    ("proportion", "share"),
+    ("which", "list"),
+    ("who", "list"),
+    ("list", "list"),
+    ("name", "list"),
+    ("names", "list"),
+    ("whom", "list"),
+];
 
 const NEGATIONS: [&str; 12] = [
     "not",
@@ -108,7 +137,15 @@ pub fn normalise(question: &str) -> String {
 /// The [`Signature`] of a question.
 pub fn signature(question: &str) -> Signature {
     let mut sig = Signature::default();
-    for word in normalise(question).split(' ') {
+    let normalised = normalise(question);
+    let words: Vec<&str> = normalised.split(' ').collect();
+    let pairs = words.windows(2).map(|pair| pair.join(" "));
+    for phrase in words.iter().map(|w| (*w).to_owned()).chain(pairs) {
+        if let Some((_, kind)) = ASKS.iter().find(|(p, _)| *p == phrase) {
+            sig.asks.insert((*kind).to_owned());
+        }
+    }
+    for word in words {
         if word.chars().any(|c| c.is_ascii_digit()) {
             sig.numbers.insert(number(word));
             continue;
@@ -220,6 +257,31 @@ mod tests {
         assert_eq!(
             signature("revenue above 1,000").numbers,
             signature("revenue above 1000.0").numbers
+        );
+    }
+
+    #[test]
+    fn the_kind_of_answer_asked_for_must_match() {
+        // c28 of the eval and h06 of its hold-out set embed alike, yet one answer is a list and
+        // the other a number (a cache hit answered h06 with c28's table).
+        assert_ne!(
+            signature(
+                "Which genres have more than 100 tracks? Return the genre name and the number \
+                 of tracks."
+            ),
+            signature("How many genres have more than 100 tracks?")
+        );
+        assert_ne!(
+            signature("What is the total revenue per country?"),
+            signature("What is the average revenue per country?")
+        );
+        assert_eq!(
+            signature("How many customers are in each country?"),
+            signature("how many customers are there in each country")
+        );
+        assert_eq!(
+            signature("How many customers do we have?").asks,
+            BTreeSet::from(["count".to_owned()])
         );
     }
 

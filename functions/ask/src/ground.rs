@@ -6,9 +6,13 @@
 //! with the columns that do hold it ("No row has e.city = 'Paris'. 'Paris' is in customer.city
 //! (c.city in your query)."). The model, which knows the question, decides whether to move the
 //! filter: a column move is not done mechanically, because "customers in Calgary" is rightly
-//! empty even though an employee lives there.
+//! empty even though an employee lives there. The columns are named with the tables others refer
+//! to first, and when one is on a table the filter's table reaches through its foreign keys, the
+//! query rewritten to filter there ([`refilter`]) is shown too: the joins are the step the small
+//! model does not take by itself.
 
 use quarry_shared::sql::quote_literal;
+use quarry_shared::sql::refilter::refilter;
 use quarry_shared::sql::schema::{SchemaView, TableView};
 use quarry_shared::sql::value_link::{filters, probe, respell_value, Filter, Filters, Found};
 use serde_json::Value;
@@ -79,6 +83,7 @@ fn found(rows: &[Vec<Value>]) -> Vec<Found> {
 pub fn decide(sql: &str, schema: &SchemaView, filters: &Filters, found: &[Found]) -> Grounding {
     let mut mended: Option<String> = None;
     let mut hints = Vec::new();
+    let mut suggested = false;
     for filter in &filters.list {
         let holders: Vec<&Found> = found
             .iter()
@@ -99,12 +104,69 @@ pub fn decide(sql: &str, schema: &SchemaView, filters: &Filters, found: &[Found]
                 continue;
             }
         }
-        hints.push(sentence(filter, &holders, &filters.bound));
+        let holders = referenced_first(schema, holders);
+        let mut hint = sentence(filter, &holders, &filters.bound);
+        if !suggested {
+            // One rewritten query per grounding: the first column named that the filter's table
+            // reaches through its keys.
+            let current = mended.as_deref().unwrap_or(sql);
+            if let Some((holder, rewritten)) = holders
+                .iter()
+                .find_map(|h| refilter(current, schema, filter, h).map(|r| (h, r)))
+            {
+                hint.push_str(&format!(
+                    " The query filtering {}.{} instead: {rewritten}",
+                    short(&holder.table),
+                    holder.column
+                ));
+                suggested = true;
+            }
+        }
+        hints.push(hint);
     }
     Grounding {
         mended,
         hint: (!hints.is_empty()).then(|| hints.join(" ")),
     }
+}
+
+/// `holders` with the tables the others refer to first: `artist.name` before `album.title`
+/// before `track.name`. A name in a question more often names the row others point at (the
+/// artist of the album of a track) than a row that bears the same text (a song called
+/// "Iron Maiden"), and the model takes the first column a hint names (c30, c61 of the eval).
+/// Holders no other holder refers to keep the probe's order.
+fn referenced_first<'f>(schema: &SchemaView, holders: Vec<&'f Found>) -> Vec<&'f Found> {
+    let mut ranked: Vec<(usize, &Found)> = holders
+        .iter()
+        .map(|h| {
+            let reaches = reachable(schema, &h.table);
+            let referenced = holders
+                .iter()
+                .filter(|other| other.table != h.table && reaches.contains(&other.table))
+                .count();
+            (referenced, *h)
+        })
+        .collect();
+    ranked.sort_by_key(|(referenced, _)| *referenced);
+    ranked.into_iter().map(|(_, h)| h).collect()
+}
+
+/// The tables (`schema.name`) `table` refers to through one or more foreign keys.
+fn reachable(schema: &SchemaView, table: &str) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut next = vec![table.to_owned()];
+    while let Some(current) = next.pop() {
+        let Some(view) = schema.table(&current) else {
+            continue;
+        };
+        for key in &view.foreign_keys {
+            if key.references != table && !seen.contains(&key.references) {
+                seen.push(key.references.clone());
+                next.push(key.references.clone());
+            }
+        }
+    }
+    seen
 }
 
 /// One hint: the filter's value is not in its column; where it is.
@@ -149,6 +211,7 @@ fn short(table: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quarry_shared::sql::schema::ForeignKey;
 
     fn table(name: &str, columns: &[&str]) -> TableView {
         let typed: Vec<(&str, &str)> = columns
@@ -243,6 +306,42 @@ mod tests {
     fn a_value_found_where_it_was_asked_for_says_nothing() {
         let found = [at("employee", "city", "Paris")];
         assert_eq!(grounding(WRONG_TABLE, &found), Grounding::default());
+    }
+
+    #[test]
+    fn the_table_others_refer_to_is_named_first() {
+        let key = |columns: &str, references: &str| ForeignKey {
+            columns: vec![columns.into()],
+            references: references.into(),
+            referenced_columns: vec![columns.into()],
+        };
+        let mut track = table("track", &["track_id", "name", "composer", "album_id"]);
+        track.foreign_keys = vec![key("album_id", "public.album")];
+        let mut album = table("album", &["album_id", "title", "artist_id"]);
+        album.foreign_keys = vec![key("artist_id", "public.artist")];
+        let artist = table("artist", &["artist_id", "name"]);
+        let genre = table("genre", &["genre_id", "name"]);
+        let schema = SchemaView {
+            tables: vec![track, album, artist, genre],
+        };
+        let sql = "SELECT count(*) FROM track t WHERE t.composer = 'Iron Maiden'";
+        let found = [
+            at("track", "name", "Iron Maiden"),
+            at("genre", "name", "Iron Maiden"),
+            at("album", "title", "Iron Maiden"),
+            at("artist", "name", "Iron Maiden"),
+        ];
+        let hint = decide(sql, &schema, &filters(sql, &schema), &found).hint;
+        assert_eq!(
+            hint.as_deref(),
+            Some(
+                "No row has t.composer = 'Iron Maiden'. 'Iron Maiden' is in genre.name, \
+                 artist.name, album.title, track.name (t.name in your query). The query \
+                 filtering artist.name instead: SELECT count(*) FROM track t WHERE t.album_id \
+                 IN (SELECT q1.album_id FROM album AS q1 JOIN artist AS q2 \
+                 ON q2.artist_id = q1.artist_id WHERE q2.name = 'Iron Maiden')"
+            )
+        );
     }
 
     #[test]

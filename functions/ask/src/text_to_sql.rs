@@ -8,9 +8,11 @@
 //! the schema's `first_name` before the query runs ([`respell`]); after PostgreSQL refuses a
 //! query, a column on the wrong table is moved to the right one ([`requalify`]) or read through
 //! the foreign key that reaches it ([`bridge`]), a table named outside the CTE that joined it
-//! joined again ([`rejoin`]), an output alias in `WHERE` written out ([`unalias`]), a `HAVING`
-//! that groups nothing made a `WHERE` ([`having_to_where`]) and `LIKE '2010%'` on a date made a
-//! range ([`date_like`]); each such retry is recorded as an attempt but is not a generation.
+//! joined again ([`rejoin`]), a one-row CTE named outside `FROM` read as a scalar subquery
+//! ([`read_one_row_cte`]), an output alias in `WHERE` written out ([`unalias`]), a `HAVING`
+//! that groups nothing made a `WHERE` ([`having_to_where`]), an aggregate in `WHERE` made a
+//! `HAVING` ([`where_to_having`]) and `LIKE '2010%'` on a date made a range ([`date_like`]);
+//! each such retry is recorded as an attempt but is not a generation.
 
 use std::time::Instant;
 
@@ -18,8 +20,9 @@ use futures::future::BoxFuture;
 use quarry_shared::llm::{ChatRequest, LlmError, LlmProvider};
 use quarry_shared::sql::bridge::bridge;
 use quarry_shared::sql::date_like::{date_like, is_like_on_date};
-use quarry_shared::sql::having::having_to_where;
+use quarry_shared::sql::having::{having_to_where, where_to_having};
 use quarry_shared::sql::join_check::mismatched_joins;
+use quarry_shared::sql::one_row_cte::read_one_row_cte;
 use quarry_shared::sql::rejoin::rejoin;
 use quarry_shared::sql::requalify::requalify;
 use quarry_shared::sql::respell::respell;
@@ -190,8 +193,10 @@ enum Executed {
 /// missing column is first retried with its references moved to the table that has them
 /// ([`requalify`]), read through the foreign key that reaches them ([`bridge`]) or with an
 /// output alias written out ([`unalias`]) — as is one that names a table it never joined, or
-/// joined only inside a CTE ([`rejoin`]) — one refused for a column outside `GROUP BY` in a query
-/// that groups nothing with its `HAVING` made a `WHERE` ([`having_to_where`]), and
+/// joined only inside a CTE ([`rejoin`]), or a one-row CTE it never put in `FROM`
+/// ([`read_one_row_cte`]) — one refused for a column outside `GROUP BY` in a query that groups
+/// nothing with its `HAVING` made a `WHERE` ([`having_to_where`]), one refused for
+/// an aggregate in `WHERE` with it moved to a `HAVING` ([`where_to_having`]), and
 /// one refused for `LIKE '2010%'` on a date with the date range written out ([`date_like`]),
 /// which saves a round trip to the model for the commonest slips. A query joining a foreign key
 /// to the key of a table it does not reference ([`mismatched_joins`]) is refused without running.
@@ -261,8 +266,13 @@ fn mend(sql: &str, detail: &str, schema: &SchemaView) -> Option<String> {
         date_like(sql)
     } else if detail.contains("must appear in the GROUP BY clause") {
         having_to_where(sql)
+    } else if detail.contains("aggregate functions are not allowed in WHERE") {
+        where_to_having(sql)
     } else if detail.contains("does not exist") || detail.contains("missing FROM-clause entry") {
-        requalify(sql, schema)
+        // A one-row CTE's name first: requalify would move its columns to a table that
+        // happens to have the same column name.
+        read_one_row_cte(sql, schema)
+            .or_else(|| requalify(sql, schema))
             .or_else(|| bridge(sql, schema))
             .or_else(|| rejoin(sql, schema))
             .or_else(|| {

@@ -175,20 +175,23 @@ mod tests {
     /// counts as a paraphrase of an evaluation question.
     const PARAPHRASE: f32 = 0.80;
 
+    /// The questions of the evaluation and of its hold-out set.
     fn eval_questions() -> Vec<(String, String)> {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../eval/sql/chinook.jsonl");
-        let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../eval/sql");
+        let mut questions = Vec::new();
+        for file in ["chinook.jsonl", "chinook-holdout.jsonl"] {
+            let path = dir.join(file);
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            questions.extend(text.lines().filter(|l| !l.trim().is_empty()).map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
                 (
                     v["id"].as_str().unwrap().to_owned(),
                     question_proper(v["question"].as_str().unwrap()).to_owned(),
                 )
-            })
-            .collect()
+            }));
+        }
+        questions
     }
 
     /// The question without the sentences after it that say what to return ("Return the
@@ -211,7 +214,7 @@ mod tests {
             .unwrap_or_else(|| panic!("QUARRY_MODELS_DIR is not set: run `make test`"));
         let embedder = Embedder::load(&dir.join(MODEL_FOLDER)).unwrap();
         let eval = eval_questions();
-        assert!(eval.len() >= 60, "{} evaluation questions", eval.len());
+        assert!(eval.len() >= 70, "{} evaluation questions", eval.len());
         let eval_texts: Vec<&str> = eval.iter().map(|(_, q)| q.as_str()).collect();
         let golden_texts: Vec<&str> = GOLDEN.iter().map(|(q, _)| *q).collect();
         let eval_vectors = embedder.embed(&eval_texts).unwrap();

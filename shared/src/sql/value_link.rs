@@ -7,7 +7,8 @@
 //! `column = 'text'` and `column IN ('text', …)` comparisons, [`probe`] builds one read-only
 //! query that looks each value up (case-insensitively) in every text column of the tables
 //! given, and [`respell_value`] writes a value its column holds in another case as stored.
-//! Moving a filter to another column is left to the model, which knows the question.
+//! Moving a filter to another column is left to the model, which knows the question
+//! ([`super::refilter`] writes a candidate for it).
 //!
 //! Everything here is pure; the probe runs as the caller like any other query (through the
 //! guard, under row-level security), so it finds only values the caller could read anyway.
@@ -217,7 +218,7 @@ fn is_column(expr: &Expr) -> bool {
 
 /// The binding, table and column a column reference reads: `c.city` through `c`'s table, a bare
 /// `city` through the one bound table that has it.
-fn resolve<'s>(
+pub(super) fn resolve<'s>(
     expr: &Expr,
     names: &BTreeMap<String, Binding<'s>>,
 ) -> Option<(String, &'s TableView, String)> {
