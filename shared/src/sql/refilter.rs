@@ -15,14 +15,12 @@
 //! a filter on the same rows; the shortest path must be the only one of its length.
 
 use std::collections::VecDeque;
-use std::ops::ControlFlow;
 
-use sqlparser::ast::{visit_expressions_mut, BinaryOperator, Expr, SetExpr, Statement};
+use sqlparser::ast::{BinaryOperator, Expr, SetExpr, Statement};
 
-use super::bindings::Bindings;
 use super::schema::SchemaView;
-use super::value_link::{resolve, Filter, Found};
-use super::{name_ident, parse_for_mending, string_expr, string_literal, table_sql};
+use super::value_link::{edit_filter, Filter, Found};
+use super::{name_ident, parse_for_mending, string_expr, table_sql};
 
 /// Foreign-key hops followed at most.
 const MAX_HOPS: usize = 3;
@@ -48,28 +46,15 @@ pub fn refilter(sql: &str, schema: &SchemaView, filter: &Filter, holder: &Found)
         &holder.column,
         &holder.value,
     )?;
-    let mut statement = parse_for_mending(sql)?;
-    let names = Bindings::of(&statement, schema).names;
-    let is_ours = |expr: &Expr| {
-        resolve(expr, &names).is_some_and(|(b, _, c)| b == filter.binding && c == filter.column)
-    };
-    let is_value = |expr: &Expr| string_literal(expr).is_some_and(|v| v == filter.value);
-    let mut changed = 0;
-    let _ = visit_expressions_mut(&mut statement, |expr: &mut Expr| {
-        if let Expr::BinaryOp {
-            left,
-            op: BinaryOperator::Eq,
-            right,
-        } = expr
-        {
-            if (is_ours(left) && is_value(right)) || (is_value(left) && is_ours(right)) {
-                *expr = condition.clone();
-                changed += 1;
-            }
+    edit_filter(sql, schema, filter, |parts, expr| {
+        let ours = matches!(expr, Expr::BinaryOp { left, op: BinaryOperator::Eq, right }
+            if (parts.is_column(left) && parts.is_value(right))
+                || (parts.is_value(left) && parts.is_column(right)));
+        if ours {
+            *expr = condition.clone();
         }
-        ControlFlow::<()>::Continue(())
-    });
-    (changed > 0).then(|| statement.to_string())
+        usize::from(ours)
+    })
 }
 
 /// The one shortest path of single-column foreign keys from `from` to `to` (both

@@ -146,41 +146,76 @@ pub fn respell_value(
     filter: &Filter,
     stored: &str,
 ) -> Option<String> {
+    edit_filter(sql, schema, filter, |parts, expr| match expr {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } => {
+            if parts.is_column(left) && parts.is_value(right) {
+                **right = string_expr(stored);
+                1
+            } else if parts.is_value(left) && parts.is_column(right) {
+                **left = string_expr(stored);
+                1
+            } else {
+                0
+            }
+        }
+        Expr::In {
+            expr,
+            target: InTarget::List(list),
+            negated: false,
+            ..
+        } if parts.is_column(expr) => {
+            let mut changed = 0;
+            for item in list.iter_mut().filter(|item| parts.is_value(item)) {
+                *item = string_expr(stored);
+                changed += 1;
+            }
+            changed
+        }
+        _ => 0,
+    })
+}
+
+/// Tells apart, in one parsed statement, the two sides of the comparison a [`Filter`]
+/// describes: its column (read through the same binding) and its literal.
+pub(super) struct FilterParts<'f, 's> {
+    names: BTreeMap<String, Binding<'s>>,
+    filter: &'f Filter,
+}
+
+impl FilterParts<'_, '_> {
+    /// Whether `expr` reads the filter's column through the filter's binding.
+    pub(super) fn is_column(&self, expr: &Expr) -> bool {
+        resolve(expr, &self.names)
+            .is_some_and(|(b, _, c)| b == self.filter.binding && c == self.filter.column)
+    }
+
+    /// Whether `expr` is the filter's literal.
+    pub(super) fn is_value(&self, expr: &Expr) -> bool {
+        string_literal(expr).is_some_and(|v| v == self.filter.value)
+    }
+}
+
+/// `sql` with `edit` applied to each of its expressions (innermost first), told how to recognise
+/// the comparison `filter` describes; `edit` returns how many changes it made. `None` when it
+/// made none or `sql` does not parse.
+pub(super) fn edit_filter(
+    sql: &str,
+    schema: &SchemaView,
+    filter: &Filter,
+    mut edit: impl FnMut(&FilterParts<'_, '_>, &mut Expr) -> usize,
+) -> Option<String> {
     let mut statement = super::parse_for_mending(sql)?;
-    let names = Bindings::of(&statement, schema).names;
-    let is_ours = |expr: &Expr| {
-        resolve(expr, &names).is_some_and(|(b, _, c)| b == filter.binding && c == filter.column)
+    let parts = FilterParts {
+        names: Bindings::of(&statement, schema).names,
+        filter,
     };
-    let is_value = |expr: &Expr| string_literal(expr).is_some_and(|v| v == filter.value);
     let mut changed = 0;
     let _ = visit_expressions_mut(&mut statement, |expr: &mut Expr| {
-        match expr {
-            Expr::BinaryOp {
-                left,
-                op: BinaryOperator::Eq,
-                right,
-            } => {
-                if is_ours(left) && is_value(right) {
-                    **right = string_expr(stored);
-                    changed += 1;
-                } else if is_value(left) && is_ours(right) {
-                    **left = string_expr(stored);
-                    changed += 1;
-                }
-            }
-            Expr::In {
-                expr,
-                target: InTarget::List(list),
-                negated: false,
-                ..
-            } if is_ours(expr) => {
-                for item in list.iter_mut().filter(|item| is_value(item)) {
-                    *item = string_expr(stored);
-                    changed += 1;
-                }
-            }
-            _ => {}
-        }
+        changed += edit(&parts, expr);
         ControlFlow::<()>::Continue(())
     });
     (changed > 0).then(|| statement.to_string())
@@ -218,7 +253,7 @@ fn is_column(expr: &Expr) -> bool {
 
 /// The binding, table and column a column reference reads: `c.city` through `c`'s table, a bare
 /// `city` through the one bound table that has it.
-pub(super) fn resolve<'s>(
+fn resolve<'s>(
     expr: &Expr,
     names: &BTreeMap<String, Binding<'s>>,
 ) -> Option<(String, &'s TableView, String)> {
