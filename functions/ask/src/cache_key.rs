@@ -5,8 +5,9 @@
 //! or "top 5" and "top 10". So besides similarity over a threshold, two questions must have the
 //! same [`Signature`]: the same numbers, the same dates and date words, the same negations, the
 //! same ordering words and the same kind of answer asked for ("how many genres have more than 100
-//! tracks?" is not "which genres have more than 100 tracks?", though the two embed alike). The scope (role, region, data version, mode) is part of the key
-//! itself, so no answer crosses a permission boundary or outlives a change of the data.
+//! tracks?" is not "which genres have more than 100 tracks?", though the two embed alike). The
+//! scope (role, region, data version, mode) is part of the key itself, so no answer crosses a
+//! permission boundary or outlives a change of the data.
 
 use std::collections::BTreeSet;
 

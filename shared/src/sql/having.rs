@@ -23,9 +23,9 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-    GroupByExpr, Query, Select, SelectItem, SetExpr, Statement, Visit, VisitMut, Visitor,
-    VisitorMut,
+    BinaryOperator, DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArguments, GroupByExpr, Query, Select, SelectItem, SetExpr, Statement, Visit, VisitMut,
+    Visitor, VisitorMut,
 };
 
 use super::parse_for_mending;
@@ -181,13 +181,7 @@ fn counted_key(select: &Select) -> Option<(Expr, Option<String>)> {
     let Expr::Function(function) = expr else {
         return None;
     };
-    let name = function
-        .name
-        .0
-        .last()
-        .and_then(|part| part.as_ident())
-        .map(ident);
-    if name.as_deref() != Some("count") || function.over.is_some() || function.filter.is_some() {
+    if function_name(function) != "count" || function.over.is_some() || function.filter.is_some() {
         return None;
     }
     let FunctionArguments::List(list) = &function.args else {
@@ -203,6 +197,18 @@ fn counted_key(select: &Select) -> Option<(Expr, Option<String>)> {
         }
         _ => None,
     }
+}
+
+/// The unqualified name a call is made by, as PostgreSQL folds it (`COUNT` → `count`); empty
+/// when it is not a plain name.
+fn function_name(function: &Function) -> String {
+    function
+        .name
+        .0
+        .last()
+        .and_then(|part| part.as_ident())
+        .map(ident)
+        .unwrap_or_default()
 }
 
 /// The conditions `expr` joins with `AND` (parenthesised groups kept whole).
@@ -273,16 +279,9 @@ fn calls_in(expr: &Expr) -> Calls {
                 return ControlFlow::Continue(());
             }
             if let Expr::Function(function) = expr {
-                let name = function
-                    .name
-                    .0
-                    .last()
-                    .and_then(|part| part.as_ident())
-                    .map(ident)
-                    .unwrap_or_default();
                 if function.over.is_some() {
                     self.calls.window = true;
-                } else if AGGREGATES.contains(&name.as_str()) {
+                } else if AGGREGATES.contains(&function_name(function).as_str()) {
                     self.calls.aggregate = true;
                 }
             }

@@ -17,12 +17,12 @@
 //! `alias.column` to the table that has it; [`bridge`] reads a column its table lacks through the
 //! foreign key that reaches it; [`rejoin`] joins a table again in the query that names it outside
 //! the CTE that joined it; [`one_row_cte`] reads a one-row CTE a query names but does not
-//! put in `FROM` as a scalar subquery; [`having::having_to_where`] makes a `HAVING` that groups nothing a
-//! `WHERE`, and [`having::where_to_having`] an aggregate condition in `WHERE` a `HAVING`;
-//! [`unalias`] writes out an output alias used in `HAVING` or
-//! `WHERE`; [`date_like`] writes `invoice_date LIKE '2010%'` as a date range.
-//! [`join_check`] names joins that pair a foreign key with the key of a
-//! table it does not reference, so such a query goes back to the model instead of running.
+//! put in `FROM` as a scalar subquery; [`having::having_to_where`] makes a `HAVING` that groups
+//! nothing a `WHERE`, and [`having::where_to_having`] an aggregate condition in `WHERE` a
+//! `HAVING`; [`unalias`] writes out an output alias used in `HAVING` or `WHERE`; [`date_like`]
+//! writes `invoice_date LIKE '2010%'` as a date range. [`join_check`] names joins that pair a
+//! foreign key with the key of a table it does not reference, so such a query goes back to the
+//! model instead of running.
 
 mod bindings;
 pub mod bridge;
