@@ -97,7 +97,7 @@ impl SchemaContext {
 
     /// The local model's SQL grammar for `linked` tables, whose names are `identifiers`
     /// ([`Self::identifiers`]). Kept per table set: a scoped schema's set recurs question after
-    /// question; similarity-linked sets vary, so at most [`GRAMMARS_KEPT`] are kept.
+    /// question; similarity-linked sets vary, so at most `GRAMMARS_KEPT` are kept.
     pub fn grammar(&self, linked: &[usize], identifiers: &[String]) -> String {
         let mut kept = self.grammars.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(grammar) = kept.get(linked) {

@@ -25,6 +25,7 @@ use crate::cache_key;
 use crate::engine::{engine, CallerSql, Engine};
 use crate::memory::{valid_session_id, Turn};
 use crate::peers::{Forward, Passage, PeerError, ResultColumn, SqlResult};
+use crate::per_group;
 use crate::route::{self, Route};
 use crate::sql_prompt::{self, Example};
 use crate::text_to_sql::{self, Attempt, TextToSqlError};
@@ -438,6 +439,7 @@ impl Run {
                 &runner,
                 &schema.view,
                 generation,
+                per_group::read(&self.question).as_ref(),
                 self.engine.settings.max_attempts,
                 self.engine.settings.max_rows,
             )

@@ -13,6 +13,7 @@
 //!    `GET /v1/schema`), a prompt ([`sql_prompt`]), the query run through sql-exec as the
 //!    caller ([`peers`]), repaired with the exact error at most `ASK_MAX_ATTEMPTS` times; an
 //!    empty result has its text filters looked up in the data ([`ground`]) and is re-checked once;
+//!    a question asking for the top of each group ([`per_group`]) keeps only those rows;
 //! 5. passages from retrieve, as the caller;
 //! 6. [`answer`]: the model's answer from the rows and passages, with citations checked
 //!    against what was retrieved.
@@ -34,6 +35,7 @@ pub mod handler;
 pub mod local;
 pub mod memory;
 pub mod peers;
+pub mod per_group;
 pub mod repair_hint;
 pub mod route;
 pub mod schema_context;

@@ -12,7 +12,9 @@
 //! ([`read_one_row_cte`]), an output alias in `WHERE` written out ([`unalias`]), a `HAVING`
 //! that groups nothing made a `WHERE` ([`having_to_where`]), an aggregate in `WHERE` made a
 //! `HAVING` ([`where_to_having`]) and `LIKE '2010%'` on a date made a range ([`date_like`]);
-//! each such retry is recorded as an attempt but is not a generation.
+//! each such retry is recorded as an attempt but is not a generation. When the question asks for
+//! the top rows of each group ([`crate::per_group`]) and the query that ran only sorts, it is
+//! run once more keeping those rows ([`top_per_group`]), again without the model.
 
 use std::time::Instant;
 
@@ -27,6 +29,7 @@ use quarry_shared::sql::rejoin::rejoin;
 use quarry_shared::sql::requalify::requalify;
 use quarry_shared::sql::respell::respell;
 use quarry_shared::sql::schema::SchemaView;
+use quarry_shared::sql::top_per_group::{top_per_group, PerGroup};
 use quarry_shared::sql::unalias::unalias;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -87,7 +90,8 @@ pub enum TextToSqlError {
     },
 }
 
-/// Runs the loop for `request` (from [`crate::sql_prompt::generation_request`]).
+/// Runs the loop for `request` (from [`crate::sql_prompt::generation_request`]); `top` is what
+/// the question asks for when it asks for the top rows of each group.
 ///
 /// # Errors
 /// [`TextToSqlError`].
@@ -96,6 +100,7 @@ pub async fn run(
     runner: &dyn RunSql,
     schema: &SchemaView,
     mut request: ChatRequest,
+    top: Option<&PerGroup>,
     max_attempts: u32,
     max_rows: u32,
 ) -> Result<SqlAnswer, TextToSqlError> {
@@ -121,6 +126,13 @@ pub async fn run(
         }
         match execute(runner, schema, sql, max_rows, started, &mut attempts).await? {
             Executed::Ran { sql, result } => {
+                let (sql, result) = match top {
+                    Some(top) => {
+                        let ran = (sql, result);
+                        keep_top(runner, schema, top, ran, max_rows, started, &mut attempts).await?
+                    }
+                    None => (sql, result),
+                };
                 // Every path from here returns, so the second look happens at most once.
                 if found_nothing(&result) {
                     let cx = Context {
@@ -179,6 +191,41 @@ async fn resample(
     Ok(extract_sql(&completion.text)
         .map(|sql| respell(&sql, schema).unwrap_or(sql))
         .filter(|sql| !repeats(sql, attempts)))
+}
+
+/// `sql`'s rows narrowed to the top rows of each group the question asks about
+/// ([`top_per_group`]), run as one more attempt; `sql` and `result` as they were when the query
+/// has another shape or the narrowed one is refused (a gap in the rewrite, logged: the rows
+/// that ran are still an answer). Done after the query ran, so the model's repair turns only
+/// ever show it its own queries.
+async fn keep_top(
+    runner: &dyn RunSql,
+    schema: &SchemaView,
+    top: &PerGroup,
+    ran: (String, SqlResult),
+    max_rows: u32,
+    started: Instant,
+    attempts: &mut Vec<Attempt>,
+) -> Result<(String, SqlResult), TextToSqlError> {
+    let Some(ranked) = top_per_group(&ran.0, top, schema) else {
+        return Ok(ran);
+    };
+    match runner.run(&ranked, max_rows).await {
+        Ok(result) => {
+            tracing::debug!(%ranked, "kept the top rows of each group");
+            attempts.push(Attempt {
+                sql: ranked.clone(),
+                error: None,
+                elapsed_ms: millis(started),
+            });
+            Ok((ranked, result))
+        }
+        Err(PeerError::Rejected { detail, .. }) => {
+            tracing::warn!(%detail, "the top rows of each group could not be kept");
+            Ok(ran)
+        }
+        Err(other) => Err(TextToSqlError::Peer(other)),
+    }
 }
 
 /// What became of one generated query.

@@ -3,6 +3,7 @@
 //! of the paid LLM API (OpenAI's wire format). Covers repair, routing, citations, SSE, memory,
 //! the semantic cache, degraded dependencies, the fast 503 and bad input.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -439,6 +440,65 @@ async fn a_one_row_cte_named_but_not_read_is_read_as_a_scalar_without_the_model(
         })
         .sum();
     assert!((shares - 100.0).abs() < 0.05, "{body}");
+}
+
+#[tokio::test]
+async fn a_question_for_the_top_of_each_group_keeps_those_rows_without_the_model() {
+    let s = stack(&[]).await;
+    // c51 of the eval, 2026-12-07, as the 1.5B model wrote it: every customer's amount in every
+    // year, sorted, where the question asks for the top customer of each year.
+    s.llm.respond_with(writes(
+        "WITH yearly_spent AS (SELECT extract(year FROM i.invoice_date) AS year, c.first_name, \
+         c.last_name, SUM(i.total) AS total_spent FROM invoice i JOIN customer c ON \
+         i.customer_id = c.customer_id GROUP BY 1, 2, 3) SELECT year, first_name, last_name, \
+         total_spent FROM yearly_spent ORDER BY total_spent DESC",
+    ));
+    let (status, _, body) = post(
+        &s.ask,
+        &admin(),
+        json!({
+            "question": "For each year, which customer spent the most? Return the year, the \
+                         customer's first and last name and the amount spent.",
+            "mode": "sql"
+        }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(s.sql_requests(), 1, "{body}");
+    let attempts = body["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{body}");
+    assert!(attempts.iter().all(|a| a.get("error").is_none()), "{body}");
+    let ranked = attempts[1]["sql"].as_str().unwrap();
+    assert!(ranked.contains("rank() OVER (PARTITION BY"), "{ranked}");
+    assert_eq!(body["sql"].as_str(), Some(ranked), "{body}");
+
+    let gold: BTreeSet<(String, String)> =
+        s.db.connect()
+            .await
+            .query(
+                "SELECT first_name, last_name FROM (SELECT c.first_name, c.last_name, \
+                 rank() OVER (PARTITION BY extract(year FROM i.invoice_date) \
+                 ORDER BY sum(i.total) DESC) AS rk FROM invoice i JOIN customer c \
+                 ON c.customer_id = i.customer_id \
+                 GROUP BY extract(year FROM i.invoice_date), c.customer_id) x WHERE rk = 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+    let rows = body["rows"].as_array().unwrap();
+    let answered: BTreeSet<(String, String)> = rows
+        .iter()
+        .map(|row| {
+            let name = |i: usize| row[i].as_str().unwrap().to_owned();
+            (name(1), name(2))
+        })
+        .collect();
+    assert!(!gold.is_empty());
+    assert_eq!(answered, gold, "{body}");
+    assert!(rows.len() < 10, "one row per year and ties only: {body}");
 }
 
 #[tokio::test]

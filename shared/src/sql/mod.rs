@@ -20,7 +20,8 @@
 //! put in `FROM` as a scalar subquery; [`having::having_to_where`] makes a `HAVING` that groups
 //! nothing a `WHERE`, and [`having::where_to_having`] an aggregate condition in `WHERE` a
 //! `HAVING`; [`unalias`] writes out an output alias used in `HAVING` or `WHERE`; [`date_like`]
-//! writes `invoice_date LIKE '2010%'` as a date range. [`join_check`] names joins that pair a
+//! writes `invoice_date LIKE '2010%'` as a date range; [`top_per_group`] keeps the top rows of
+//! each group when the question asks for them and the query only sorts. [`join_check`] names joins that pair a
 //! foreign key with the key of a table it does not reference, so such a query goes back to the
 //! model instead of running.
 
@@ -39,6 +40,7 @@ mod relations;
 pub mod requalify;
 pub mod respell;
 pub mod schema;
+pub mod top_per_group;
 pub mod unalias;
 pub mod value_link;
 
