@@ -8,7 +8,8 @@
 //! 2011" is about years), the word "which", and "the" before a superlative. "What were the
 //! largest totals for each year?" asks for a value per group, not for a row of it, and "at
 //! least one" is no superlative; neither is read as a top. "per" is not read either: "revenue
-//! per customer" is a ratio far more often than a group.
+//! per customer" is a ratio far more often than a group. Nor is a count after "which" or the
+//! superlative ("which 3 genres", "the top 5"): that asks for the first few of each group.
 
 use quarry_shared::sql::top_per_group::PerGroup;
 
@@ -50,25 +51,39 @@ fn read_sentence(words: &[String]) -> Option<PerGroup> {
         .take(MAX_GROUP_WORDS)
         .cloned()
         .collect();
-    if group.is_empty() || !words.iter().any(|w| w == "which") {
+    let which = words.iter().position(|w| w == "which")?;
+    // "Which 3 genres …", "the top 5 …": the first N of each group, not the first.
+    if group.is_empty() || words.get(which + 1).is_some_and(|w| is_number(w)) {
         return None;
     }
-    let largest = words.windows(2).find_map(|pair| {
+    let (at, largest) = words.windows(2).enumerate().find_map(|(i, pair)| {
         if pair[0] != "the" {
             return None;
         }
         if LARGEST.contains(&pair[1].as_str()) {
-            Some(true)
+            Some((i + 2, true))
         } else if SMALLEST.contains(&pair[1].as_str()) {
-            Some(false)
+            Some((i + 2, false))
         } else {
             None
         }
     })?;
+    if words.get(at).is_some_and(|w| is_number(w)) {
+        return None;
+    }
     Some(PerGroup {
         each: group,
         largest,
     })
+}
+
+/// Whether `word` is a count: digits, or a number word up to twenty.
+fn is_number(word: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+        "fifteen", "twenty",
+    ];
+    word.chars().all(|c| c.is_ascii_digit()) || WORDS.contains(&word)
 }
 
 /// `question` in lower-case words, one list per sentence (a sentence ends at `?`, `!`, `;` or
@@ -168,6 +183,10 @@ mod tests {
             "Which country has the highest revenue per customer?",
             // The parts in different sentences.
             "List the totals for each year. Which one is the highest?",
+            // The first N of each group.
+            "For each region, which 3 genres brought in the most revenue?",
+            "In each country, which customers are the top 5 spenders?",
+            "For each genre, which are the top three albums?",
             "",
             "?,.",
         ] {

@@ -129,7 +129,7 @@ pub async fn run(
                 let (sql, result) = match top {
                     Some(top) => {
                         let ran = (sql, result);
-                        keep_top(runner, schema, top, ran, max_rows, started, &mut attempts).await?
+                        keep_top(runner, schema, top, ran, max_rows, started, &mut attempts).await
                     }
                     None => (sql, result),
                 };
@@ -195,9 +195,9 @@ async fn resample(
 
 /// `sql`'s rows narrowed to the top rows of each group the question asks about
 /// ([`top_per_group`]), run as one more attempt; `sql` and `result` as they were when the query
-/// has another shape or the narrowed one is refused (a gap in the rewrite, logged: the rows
-/// that ran are still an answer). Done after the query ran, so the model's repair turns only
-/// ever show it its own queries.
+/// has another shape or the narrowed one does not run (logged: the rows that ran are still an
+/// answer). Done after the query ran, so the model's repair turns only ever show it its own
+/// queries.
 async fn keep_top(
     runner: &dyn RunSql,
     schema: &SchemaView,
@@ -206,9 +206,9 @@ async fn keep_top(
     max_rows: u32,
     started: Instant,
     attempts: &mut Vec<Attempt>,
-) -> Result<(String, SqlResult), TextToSqlError> {
+) -> (String, SqlResult) {
     let Some(ranked) = top_per_group(&ran.0, top, schema) else {
-        return Ok(ran);
+        return ran;
     };
     match runner.run(&ranked, max_rows).await {
         Ok(result) => {
@@ -218,13 +218,14 @@ async fn keep_top(
                 error: None,
                 elapsed_ms: millis(started),
             });
-            Ok((ranked, result))
+            (ranked, result)
         }
-        Err(PeerError::Rejected { detail, .. }) => {
-            tracing::warn!(%detail, "the top rows of each group could not be kept");
-            Ok(ran)
+        Err(error) => {
+            // A refusal is a gap in the rewrite; a peer that failed just now may be back for
+            // the next question. Either way the rows in hand are an answer.
+            tracing::warn!(%error, "the top rows of each group could not be kept");
+            ran
         }
-        Err(other) => Err(TextToSqlError::Peer(other)),
     }
 }
 
