@@ -201,7 +201,7 @@ fn counted_key(select: &Select) -> Option<(Expr, Option<String>)> {
 
 /// The unqualified name a call is made by, as PostgreSQL folds it (`COUNT` → `count`); empty
 /// when it is not a plain name.
-fn function_name(function: &Function) -> String {
+pub(crate) fn function_name(function: &Function) -> String {
     function
         .name
         .0

@@ -23,7 +23,7 @@ use sqlparser::ast::{
 };
 
 use super::bindings::Bindings;
-use super::having::aggregates_to_one;
+use super::having::{aggregates_to_one, function_name};
 use super::relations::ident;
 use super::schema::SchemaView;
 use super::{name_ident, parse_for_mending, string_literal};
@@ -96,18 +96,7 @@ pub fn top_per_group(sql: &str, ask: &PerGroup, schema: &SchemaView) -> Option<S
     let mut rows = query.clone();
     rows.order_by = None;
     rows.limit_clause = None;
-    let column = |i: usize| format!("{COLUMN_PREFIX}{}", i + 1);
-    let listed = |table: &str| {
-        (0..outputs.len())
-            .map(|i| format!("{table}.{}", column(i)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let partition = groups
-        .iter()
-        .map(|&i| format!("quarry_rows.{}", column(i)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let all = 0..outputs.len();
     let direction = if ask.largest { "DESC" } else { "ASC" };
     let named = outputs
         .iter()
@@ -118,25 +107,33 @@ pub fn top_per_group(sql: &str, ask: &PerGroup, schema: &SchemaView) -> Option<S
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let order = groups
-        .iter()
-        .map(|&i| format!("quarry_ranked.{}", column(i)))
-        .collect::<Vec<_>>()
-        .join(", ");
     let rewritten = format!(
         "SELECT {named} FROM (SELECT {rows_columns}, rank() OVER (PARTITION BY {partition} \
          ORDER BY quarry_rows.{value} {direction} NULLS LAST) AS quarry_rank FROM ({rows}) AS \
          quarry_rows({names})) AS quarry_ranked WHERE quarry_ranked.quarry_rank = 1 ORDER BY \
          {order}",
-        rows_columns = listed("quarry_rows"),
+        rows_columns = column_list(all.clone(), "quarry_rows."),
+        partition = column_list(groups.iter().copied(), "quarry_rows."),
         value = column(value),
-        names = (0..outputs.len())
-            .map(column)
-            .collect::<Vec<_>>()
-            .join(", "),
+        names = column_list(all, ""),
+        order = column_list(groups.iter().copied(), "quarry_ranked."),
     );
     // Parsed again so that only a query the mending parser accepts goes on to the guard.
     parse_for_mending(&rewritten).map(|statement| statement.to_string())
+}
+
+/// The name of the derived table's column for output column `i`: `quarry_c1` for the first.
+fn column(i: usize) -> String {
+    format!("{COLUMN_PREFIX}{}", i + 1)
+}
+
+/// The derived table's columns for `outputs` (indices), each after `qualifier`, comma-separated.
+fn column_list(outputs: impl IntoIterator<Item = usize>, qualifier: &str) -> String {
+    outputs
+        .into_iter()
+        .map(|i| format!("{qualifier}{}", column(i)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Whether `query` skips rows with `OFFSET` (a query that pages is not asking for a top).
@@ -246,13 +243,14 @@ fn output_name(expr: &Expr) -> String {
     match unwrapped(expr) {
         Expr::Identifier(column) => ident(column),
         Expr::CompoundIdentifier(parts) => parts.last().map(ident).unwrap_or_default(),
-        Expr::Function(function) => function
-            .name
-            .0
-            .last()
-            .and_then(|part| part.as_ident())
-            .map(ident)
-            .unwrap_or_else(|| "?column?".to_owned()),
+        Expr::Function(function) => {
+            let name = function_name(function);
+            if name.is_empty() {
+                "?column?".to_owned()
+            } else {
+                name
+            }
+        }
         Expr::Extract { .. } => "extract".to_owned(),
         _ => "?column?".to_owned(),
     }
