@@ -11,7 +11,8 @@
 //! joined again ([`rejoin`]), a one-row CTE named outside `FROM` read as a scalar subquery
 //! ([`read_one_row_cte`]), an output alias in `WHERE` written out ([`unalias`]), a `HAVING`
 //! that groups nothing made a `WHERE` ([`having_to_where`]), an aggregate in `WHERE` made a
-//! `HAVING` ([`where_to_having`]) and `LIKE '2010%'` on a date made a range ([`date_like`]);
+//! `HAVING` ([`where_to_having`]), an aggregate of aggregates split over a grouped subquery
+//! ([`unnest_aggregates`]) and `LIKE '2010%'` on a date made a range ([`date_like`]);
 //! each such retry is recorded as an attempt but is not a generation. When the question asks for
 //! the top rows of each group ([`crate::per_group`]) and the query that ran only sorts, it is
 //! run once more keeping those rows ([`top_per_group`]), again without the model.
@@ -24,6 +25,7 @@ use quarry_shared::sql::bridge::bridge;
 use quarry_shared::sql::date_like::{date_like, is_like_on_date};
 use quarry_shared::sql::having::{having_to_where, where_to_having};
 use quarry_shared::sql::join_check::mismatched_joins;
+use quarry_shared::sql::nested_aggregate::unnest_aggregates;
 use quarry_shared::sql::one_row_cte::read_one_row_cte;
 use quarry_shared::sql::rejoin::rejoin;
 use quarry_shared::sql::requalify::requalify;
@@ -244,7 +246,9 @@ enum Executed {
 /// joined only inside a CTE ([`rejoin`]), or a one-row CTE it never put in `FROM`
 /// ([`read_one_row_cte`]) — one refused for a column outside `GROUP BY` in a query that groups
 /// nothing with its `HAVING` made a `WHERE` ([`having_to_where`]), one refused for
-/// an aggregate in `WHERE` with it moved to a `HAVING` ([`where_to_having`]), and
+/// an aggregate in `WHERE` with it moved to a `HAVING` ([`where_to_having`]), one refused for
+/// an aggregate of aggregates with the inner ones computed per group first
+/// ([`unnest_aggregates`]), and
 /// one refused for `LIKE '2010%'` on a date with the date range written out ([`date_like`]),
 /// which saves a round trip to the model for the commonest slips. A query joining a foreign key
 /// to the key of a table it does not reference ([`mismatched_joins`]) is refused without running.
@@ -316,6 +320,8 @@ fn mend(sql: &str, detail: &str, schema: &SchemaView) -> Option<String> {
         having_to_where(sql)
     } else if detail.contains("aggregate functions are not allowed in WHERE") {
         where_to_having(sql)
+    } else if detail.contains("aggregate function calls cannot be nested") {
+        unnest_aggregates(sql)
     } else if detail.contains("does not exist") || detail.contains("missing FROM-clause entry") {
         // A one-row CTE's name first: requalify would move its columns to a table that
         // happens to have the same column name.

@@ -414,6 +414,37 @@ async fn an_aggregate_condition_in_where_counts_the_passing_groups_without_the_m
 }
 
 #[tokio::test]
+async fn an_aggregate_of_aggregates_is_run_over_the_groups_without_the_model() {
+    let s = stack(&[]).await;
+    // h07 of the eval's hold-out set, as the 1.5B model wrote it on every turn.
+    s.llm.respond_with(writes(
+        "SELECT ROUND(AVG(COUNT(*)), 2) AS avg_tracks FROM track GROUP BY album_id",
+    ));
+    let body = ask_mended_once(
+        &s,
+        "On average, how many tracks does an album have? Round to 2 decimals.",
+        "aggregate function calls cannot be nested",
+        "(SELECT COUNT(*) AS quarry_n1 FROM track GROUP BY album_id) AS quarry_inner",
+    )
+    .await;
+    assert_eq!(s.sql_requests(), 1, "{body}");
+    let gold: String =
+        s.db.connect()
+            .await
+            .query_one(
+                "SELECT round(avg(n), 2)::text FROM \
+                 (SELECT count(*) AS n FROM track GROUP BY album_id) x",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(body["columns"][0]["name"], "avg_tracks", "{body}");
+    // A numeric comes back as its exact decimal text.
+    assert_eq!(body["rows"], json!([[gold]]), "{body}");
+}
+
+#[tokio::test]
 async fn a_one_row_cte_named_but_not_read_is_read_as_a_scalar_without_the_model() {
     let s = stack(&[]).await;
     // c49 of the eval, 2026-12-07, as the 1.5B model wrote it on two turns.

@@ -24,12 +24,12 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     BinaryOperator, DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArguments, GroupByExpr, Query, Select, SelectItem, SetExpr, Statement, Visit, VisitMut,
-    Visitor, VisitorMut,
+    FunctionArguments, GroupByExpr, Query, Select, SelectItem, SetExpr, Statement, VisitMut,
+    VisitorMut,
 };
 
-use super::parse_for_mending;
 use super::relations::ident;
+use super::{exprs_outside_subqueries, parse_for_mending};
 
 /// Aggregate functions of PostgreSQL that a model writes: one of them in a `SELECT` makes its
 /// `HAVING` a real group filter.
@@ -199,6 +199,11 @@ fn counted_key(select: &Select) -> Option<(Expr, Option<String>)> {
     }
 }
 
+/// Whether `function` is one of PostgreSQL's aggregates (with or without `OVER`).
+pub(crate) fn is_aggregate(function: &Function) -> bool {
+    AGGREGATES.contains(&function_name(function).as_str())
+}
+
 /// The unqualified name a call is made by, as PostgreSQL folds it (`COUNT` → `count`); empty
 /// when it is not a plain name.
 pub(crate) fn function_name(function: &Function) -> String {
@@ -260,40 +265,17 @@ struct Calls {
 }
 
 fn calls_in(expr: &Expr) -> Calls {
-    struct Finder {
-        depth: usize,
-        calls: Calls,
-    }
-    impl Visitor for Finder {
-        type Break = ();
-        fn pre_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
-            self.depth += 1;
-            ControlFlow::Continue(())
-        }
-        fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
-            self.depth -= 1;
-            ControlFlow::Continue(())
-        }
-        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            if self.depth > 0 {
-                return ControlFlow::Continue(());
+    let mut calls = Calls::default();
+    exprs_outside_subqueries(expr, |e| {
+        if let Expr::Function(function) = e {
+            if function.over.is_some() {
+                calls.window = true;
+            } else if is_aggregate(function) {
+                calls.aggregate = true;
             }
-            if let Expr::Function(function) = expr {
-                if function.over.is_some() {
-                    self.calls.window = true;
-                } else if AGGREGATES.contains(&function_name(function).as_str()) {
-                    self.calls.aggregate = true;
-                }
-            }
-            ControlFlow::Continue(())
         }
-    }
-    let mut finder = Finder {
-        depth: 0,
-        calls: Calls::default(),
-    };
-    let _ = expr.visit(&mut finder);
-    finder.calls
+    });
+    calls
 }
 
 #[cfg(test)]

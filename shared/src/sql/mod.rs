@@ -19,7 +19,8 @@
 //! the CTE that joined it; [`one_row_cte`] reads a one-row CTE a query names but does not
 //! put in `FROM` as a scalar subquery; [`having::having_to_where`] makes a `HAVING` that groups
 //! nothing a `WHERE`, and [`having::where_to_having`] an aggregate condition in `WHERE` a
-//! `HAVING`; [`unalias`] writes out an output alias used in `HAVING` or `WHERE`; [`date_like`]
+//! `HAVING`; [`nested_aggregate`] writes `avg(count(*))` as an aggregate over a grouped subquery;
+//! [`unalias`] writes out an output alias used in `HAVING` or `WHERE`; [`date_like`]
 //! writes `invoice_date LIKE '2010%'` as a date range; [`top_per_group`] keeps the top rows of
 //! each group when the question asks for them and the query only sorts. [`join_check`] names joins that pair a
 //! foreign key with the key of a table it does not reference, so such a query goes back to the
@@ -33,6 +34,7 @@ mod functions;
 pub mod guard;
 pub mod having;
 pub mod join_check;
+pub mod nested_aggregate;
 pub mod one_row_cte;
 pub mod refilter;
 pub mod rejoin;
@@ -49,8 +51,11 @@ mod tests;
 
 pub use guard::{check, GuardOptions, Guarded, Rejection};
 
+use std::ops::ControlFlow;
+
 use sqlparser::ast::{
-    Expr, Ident, JoinConstraint, JoinOperator, SetExpr, Statement, TableWithJoins, Value,
+    Expr, Ident, JoinConstraint, JoinOperator, Query, SetExpr, Statement, TableWithJoins, Value,
+    Visit, Visitor,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -61,6 +66,34 @@ const MAX_MENDED_BYTES: usize = 16 * 1024;
 
 /// The parser's nesting limit for the mending helpers, for the same reason.
 const MAX_MENDED_DEPTH: usize = 64;
+
+/// Calls `f` on each expression of `node` outside its subqueries, outermost first: a
+/// subquery's expressions belong to its own scope (its aggregates, its columns), which is what
+/// the helpers asking "does this expression aggregate?" or "what does it read?" must skip.
+pub(crate) fn exprs_outside_subqueries<N: Visit + ?Sized>(node: &N, f: impl FnMut(&Expr)) {
+    struct Walker<F> {
+        depth: usize,
+        f: F,
+    }
+    impl<F: FnMut(&Expr)> Visitor for Walker<F> {
+        type Break = ();
+        fn pre_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            if self.depth == 0 {
+                (self.f)(expr);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = node.visit(&mut Walker { depth: 0, f });
+}
 
 /// `sql` parsed as exactly one PostgreSQL statement, for a helper that rewrites it; `None` when
 /// it is too long, too deep, does not parse, or holds several statements.
