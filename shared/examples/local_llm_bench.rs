@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         queue: 4,
         timeout: std::time::Duration::from_secs(300),
         prefix_cache_bytes: 512 << 20,
+        draft: 3,
     };
     let started = Instant::now();
     let model = tokio::task::spawn_blocking(move || LocalProvider::load(&settings)).await??;

@@ -13,7 +13,11 @@
 //!   no retrieved examples, so it is shorter than what `ask` evaluates;
 //! - **decode**: the gold SQL fed back one token per decode step, exactly the steps generation
 //!   takes to write it (n tokens need n steps; the end-of-turn token comes from the last one's
-//!   logits). No sampling, no grammar, no repair, no answer turn: each of those only adds.
+//!   logits). No sampling, no grammar, no repair, no answer turn: each of those only adds;
+//! - **with drafts**: the same decode with prompt-lookup drafts (`llm::local::lookup`, as the
+//!   worker drafts): each step feeds the gold token with the draft looked up after it, keeps
+//!   the drafted tokens that match the gold text and drops the rest, so it takes fewer, wider
+//!   steps. It first prints what a step costs by its width.
 //!
 //! So `prefill + decode` is what the question costs if the model wrote the right query first
 //! time, in the fewest tokens, and the answer were read off the table without the model. The
@@ -33,12 +37,16 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
+use quarry_shared::llm::local::lookup::Lookup;
 
 /// Tokens in the kept system turn: the Chinook schema prompt's size in the eval's debug log.
 const SYSTEM_TOKENS: usize = 1_727;
 
 /// Tokens per prefill batch.
 const BATCH: usize = 512;
+
+/// Drafting as the worker does it with its defaults (`LOCAL_LLM_DRAFT=3`).
+const LOOKUP: Lookup = Lookup::agreed(3);
 
 /// One question's figures.
 struct Row {
@@ -48,6 +56,9 @@ struct Row {
     greedy_agrees: usize,
     prefill_ms: f64,
     decode_ms: f64,
+    /// Decode steps and time with prompt-lookup drafts, as the worker drafts.
+    drafted_steps: usize,
+    drafted_ms: f64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -93,6 +104,8 @@ fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
+    step_widths(&mut ctx, &mut batch, &system)?;
+
     let mut rows = Vec::new();
     for (id, question, sql) in questions {
         // Back to the system turn alone, as the prefix cache restores it.
@@ -120,6 +133,34 @@ fn main() -> anyhow::Result<()> {
             last = 0;
         }
         let decode_ms = millis(started);
+
+        // Again with drafts: the gold token of each step plus the draft looked up after it, in
+        // one batch; the drafted tokens that match the gold text are kept, the rest dropped.
+        ctx.kv_cache_seq_rm(0, Some((system.len() + turn.len()) as u32), None)?;
+        let mut seen: Vec<i32> = system.iter().chain(&turn).map(|t| t.0).collect();
+        let started = Instant::now();
+        let mut drafted_steps = 0;
+        let mut at = 0;
+        while at < gold.len() {
+            seen.push(gold[at].0);
+            let draft = LOOKUP.draft(&seen, gold.len() - at - 1);
+            let kept = draft
+                .iter()
+                .zip(&gold[at + 1..])
+                .take_while(|(d, g)| **d == g.0)
+                .count();
+            batch.clear();
+            batch.add(gold[at], seen.len() as i32 - 1, &[0], true)?;
+            for (i, token) in draft.iter().enumerate() {
+                batch.add(LlamaToken(*token), (seen.len() + i) as i32, &[0], true)?;
+            }
+            ctx.decode(&mut batch)?;
+            seen.extend(&draft[..kept]);
+            ctx.kv_cache_seq_rm(0, Some(seen.len() as u32), None)?;
+            drafted_steps += 1;
+            at += 1 + kept;
+        }
+        let drafted_ms = millis(started);
         let row = Row {
             id,
             question_tokens: turn.len(),
@@ -127,20 +168,53 @@ fn main() -> anyhow::Result<()> {
             greedy_agrees,
             prefill_ms,
             decode_ms,
+            drafted_steps,
+            drafted_ms,
         };
         println!(
-            "{}: question {} tokens, prefill {:.0} ms; SQL {} tokens ({} the greedy choice), decode {:.0} ms; floor {:.2} s",
+            "{}: question {} tokens, prefill {:.0} ms; SQL {} tokens ({} the greedy choice), decode {:.0} ms; floor {:.2} s; with drafts {} steps, {:.2} s",
             row.id,
             row.question_tokens,
             row.prefill_ms,
             row.sql_tokens,
             row.greedy_agrees,
             row.decode_ms,
-            (row.prefill_ms + row.decode_ms) / 1000.0
+            (row.prefill_ms + row.decode_ms) / 1000.0,
+            row.drafted_steps,
+            (row.prefill_ms + row.drafted_ms) / 1000.0
         );
         rows.push(row);
     }
     summarise(&rows);
+    Ok(())
+}
+
+/// What one decode step costs by its width: the chosen token plus 0 to 7 drafted ones, each
+/// with logits (how the worker checks a prompt-lookup draft), right after the system turn.
+fn step_widths(
+    ctx: &mut LlamaContext<'_>,
+    batch: &mut LlamaBatch<'_>,
+    system: &[LlamaToken],
+) -> anyhow::Result<()> {
+    const REPEATS: usize = 8;
+    for width in [1, 2, 3, 4, 5, 8] {
+        let mut took = Vec::with_capacity(REPEATS);
+        for _ in 0..REPEATS {
+            ctx.kv_cache_seq_rm(0, Some(system.len() as u32), None)?;
+            batch.clear();
+            for (i, token) in system[100..100 + width].iter().enumerate() {
+                batch.add(*token, (system.len() + i) as i32, &[0], true)?;
+            }
+            let started = Instant::now();
+            ctx.decode(batch)?;
+            took.push(millis(started));
+        }
+        took.sort_by(f64::total_cmp);
+        println!(
+            "decode step of width {width}: median {:.1} ms",
+            took[REPEATS / 2]
+        );
+    }
     Ok(())
 }
 
@@ -223,12 +297,14 @@ fn summarise(rows: &[Row]) {
     let tokens: usize = rows.iter().map(|r| r.sql_tokens).sum();
     let agrees: usize = rows.iter().map(|r| r.greedy_agrees).sum();
     let decode: f64 = rows.iter().map(|r| r.decode_ms).sum();
-    let lines: [(&str, &Figure); 5] = [
+    let lines: [(&str, &Figure); 7] = [
         ("question tokens", &|r| r.question_tokens as f64),
         ("SQL tokens", &|r| r.sql_tokens as f64),
         ("prefill ms", &|r| r.prefill_ms),
         ("decode ms", &|r| r.decode_ms),
         ("floor ms", &|r| r.prefill_ms + r.decode_ms),
+        ("decode steps with drafts", &|r| r.drafted_steps as f64),
+        ("floor with drafts ms", &|r| r.prefill_ms + r.drafted_ms),
     ];
     for (name, f) in lines {
         let (p50, p95) = stat(f);
@@ -241,5 +317,11 @@ fn summarise(rows: &[Row]) {
         decode / tokens as f64,
         rows.iter().filter(|r| r.prefill_ms + r.decode_ms < 3000.0).count(),
         rows.len()
+    );
+    println!(
+        "with drafts: {} floors under 3 s",
+        rows.iter()
+            .filter(|r| r.prefill_ms + r.drafted_ms < 3000.0)
+            .count()
     );
 }

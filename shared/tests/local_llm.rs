@@ -23,6 +23,10 @@ fn model_path() -> PathBuf {
 }
 
 fn settings(queue: usize) -> LocalSettings {
+    with_draft(queue, 3)
+}
+
+fn with_draft(queue: usize, draft: usize) -> LocalSettings {
     LocalSettings {
         model_path: model_path(),
         threads: 0,
@@ -30,6 +34,7 @@ fn settings(queue: usize) -> LocalSettings {
         queue,
         timeout: std::time::Duration::from_secs(300),
         prefix_cache_bytes: 512 << 20,
+        draft,
     }
 }
 
@@ -167,6 +172,46 @@ async fn a_known_system_turn_is_not_evaluated_again() {
         after_first.prompt_tokens_evaluated >= 250,
         "{after_first:?}"
     );
+}
+
+#[tokio::test]
+async fn drafting_writes_the_same_text_in_fewer_steps() {
+    let load_with = |draft| async move {
+        let settings = with_draft(2, draft);
+        tokio::task::spawn_blocking(move || LocalProvider::load(&settings))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let (drafting, plain) = (load_with(3).await, load_with(0).await);
+    // A query that copies its example's joins, as text-to-SQL answers do.
+    let mut copy = ChatRequest::new(
+        "You write PostgreSQL queries. Example: SELECT c.first_name, c.last_name, \
+         sum(i.total) AS spent FROM customer c JOIN invoice i ON i.customer_id = c.customer_id \
+         GROUP BY c.customer_id, c.first_name, c.last_name ORDER BY spent DESC LIMIT 5",
+        "Write the example query again, with LIMIT 3 instead of LIMIT 5. SQL only.",
+    );
+    copy.max_tokens = 80;
+    let with = drafting.complete(&copy).await.unwrap();
+    let without = plain.complete(&copy).await.unwrap();
+    assert_eq!(with.text, without.text);
+    assert!(with.text.contains("customer_id"), "{}", with.text);
+    let (d, p) = (drafting.stats(), plain.stats());
+    assert_eq!(d.tokens_generated, p.tokens_generated);
+    assert!(d.draft_tokens_kept > 5, "{d:?}");
+    assert!(d.draft_tokens_kept <= d.draft_tokens, "{d:?}");
+    assert_eq!(
+        d.decode_steps + d.draft_tokens_kept,
+        d.tokens_generated,
+        "every token is a step's own or a kept draft: {d:?}"
+    );
+    assert_eq!((p.draft_tokens, p.decode_steps), (0, p.tokens_generated));
+
+    // Sampled text cannot be checked against a draft: nothing is drafted.
+    let mut sampled = copy.clone();
+    sampled.temperature = 0.7;
+    drafting.complete(&sampled).await.unwrap();
+    assert_eq!(drafting.stats().draft_tokens, d.draft_tokens);
 }
 
 #[tokio::test]

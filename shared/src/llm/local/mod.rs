@@ -10,9 +10,12 @@
 //! Prompts are Qwen's ChatML ([`chatml`]); the system turn's model state is cached per distinct
 //! prefix ([`prefix`]), so a question on a schema already seen pays only for its own tokens.
 //! Structured output is grammar-constrained decoding: [`ChatRequest::grammar`] when set, else a
-//! grammar derived from [`ChatRequest::json_schema`] ([`crate::llm::gbnf`]).
+//! grammar derived from [`ChatRequest::json_schema`] ([`crate::llm::gbnf`]). Greedy decoding
+//! drafts tokens it can copy from the prompt ([`lookup`]) and checks them in the same step, so
+//! a query that repeats its examples' joins takes fewer steps for the same text.
 
 pub mod chatml;
+pub mod lookup;
 pub mod prefix;
 pub mod utf8;
 mod worker;
@@ -79,6 +82,9 @@ pub(crate) struct Counters {
     evaluated: AtomicU64,
     reused: AtomicU64,
     generated: AtomicU64,
+    steps: AtomicU64,
+    drafted: AtomicU64,
+    kept: AtomicU64,
 }
 
 /// A snapshot of [`LocalProvider::stats`].
@@ -92,6 +98,12 @@ pub struct LocalStats {
     pub prompt_tokens_reused: u64,
     /// Tokens generated.
     pub tokens_generated: u64,
+    /// Decode steps that generated them (fewer than the tokens when drafts were kept).
+    pub decode_steps: u64,
+    /// Tokens drafted by prompt lookup ([`lookup`]).
+    pub draft_tokens: u64,
+    /// Drafted tokens kept: greedy decoding picked them.
+    pub draft_tokens_kept: u64,
 }
 
 /// A request on its way to the worker.
@@ -164,6 +176,9 @@ impl LocalProvider {
             prompt_tokens_evaluated: c.evaluated.load(Ordering::Relaxed),
             prompt_tokens_reused: c.reused.load(Ordering::Relaxed),
             tokens_generated: c.generated.load(Ordering::Relaxed),
+            decode_steps: c.steps.load(Ordering::Relaxed),
+            draft_tokens: c.drafted.load(Ordering::Relaxed),
+            draft_tokens_kept: c.kept.load(Ordering::Relaxed),
         }
     }
 

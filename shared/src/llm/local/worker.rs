@@ -5,7 +5,9 @@
 //! the job queue. Per job: tokenize the ChatML prompt, reuse the longest prefix whose model state
 //! is known (what the context already holds, or a cached system turn), evaluate only the rest,
 //! save the system turn's state if it is new, then sample token by token, under a grammar when the
-//! request has one, until end-of-turn, `max_tokens`, or the caller going away.
+//! request has one, until end-of-turn, `max_tokens`, or the caller going away. A greedy step
+//! evaluates the chosen token with a prompt-lookup draft after it and keeps the drafted tokens
+//! greedy decoding agrees with.
 
 use std::num::NonZeroU32;
 use std::panic::AssertUnwindSafe;
@@ -27,6 +29,7 @@ use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 
 use super::chatml::{self, Piece};
+use super::lookup::{self, Lookup};
 use super::prefix::{common_prefix, PrefixCache};
 use super::utf8::Utf8Pieces;
 use super::{record_job, Counters, Event, Job, LoadError, NAME, PREFIX_CACHE_ENTRIES};
@@ -122,6 +125,7 @@ impl Worker {
             prefixes: PrefixCache::new(PREFIX_CACHE_ENTRIES, self.settings.prefix_cache_bytes),
             last_batch_len: 0,
             batch: LlamaBatch::new(BATCH, 1),
+            draft: self.settings.draft.min(BATCH - 1),
         };
         while let Ok(job) = queue.recv() {
             let depth = self
@@ -167,8 +171,11 @@ struct Session<'m> {
     prefixes: PrefixCache<SeqState>,
     /// Tokens in the last decoded batch: the logits of its last token are at this minus one.
     last_batch_len: usize,
-    /// The batch every decode fills: allocated once, as generation decodes one token at a time.
+    /// The batch every decode fills: allocated once, as generation decodes a few tokens at a
+    /// time.
     batch: LlamaBatch<'static>,
+    /// Most tokens drafted per greedy step ([`Lookup::max_draft`]).
+    draft: usize,
 }
 
 impl Session<'_> {
@@ -238,43 +245,95 @@ impl Session<'_> {
         let prompt_ms = prompt_started.elapsed().as_millis() as u64;
 
         let generate_started = Instant::now();
-        let mut logits_index = self.last_logits_index();
+        // Drafting keeps the text greedy decoding writes, so it is only used when decoding is
+        // greedy: a sampled token would not be checkable against the draft.
+        let drafting = (job.request.temperature <= 0.0 && self.draft > 0)
+            .then_some(Lookup::agreed(self.draft));
         let mut text = Utf8Pieces::default();
         let mut generated = 0usize;
+        let mut steps = 0usize;
+        let mut drafted = 0usize;
+        let mut kept = 0usize;
+        let mut next = self.sample(
+            self.last_logits_index(),
+            sampler.as_mut(),
+            job.request.temperature,
+        )?;
         let finish = loop {
             if generated >= max_new {
                 break FinishReason::Length;
             }
-            let token = self.sample(logits_index, sampler.as_mut(), job.request.temperature)?;
-            if self.model.vocab().is_eog(token) {
+            if self.model.vocab().is_eog(next) {
                 break FinishReason::Stop;
             }
-            if let Some(s) = sampler.as_mut() {
-                s.accept(token);
+            if !self.emit(next, sampler.as_mut(), &mut text, &job.events) {
+                return Ok(None);
             }
             generated += 1;
-            self.counters.generated.fetch_add(1, Ordering::Relaxed);
-            let piece = self.model.vocab().token_to_piece(token, false, None);
-            let piece = text.push(&piece);
-            if !piece.is_empty() && job.events.send(Event::Piece(piece)).is_err() {
+            let draft = match &drafting {
+                Some(drafting) if lookup::worth_drafting(drafted, kept) => {
+                    let mut seen = ids(&self.held);
+                    seen.push(next.0);
+                    drafting.draft(&seen, max_new - generated)
+                }
+                _ => Vec::new(),
+            };
+            let mut step = Vec::with_capacity(1 + draft.len());
+            step.push(next);
+            step.extend(draft.iter().copied().map(LlamaToken));
+            if !self.decode_step(&step, &job.events)? {
                 return Ok(None);
             }
-            if !self.evaluate(&[token], Some(&job.events))? {
-                return Ok(None);
-            }
-            logits_index = 0;
+            steps += 1;
+            drafted += draft.len();
+            // Keep drafted tokens while each is what greedy decoding picks from the logits
+            // after the ones before it; the first it would not pick is replaced by its pick.
+            let mut index = 0;
+            next = loop {
+                let chosen = self.sample(
+                    i32::try_from(index).unwrap_or(i32::MAX),
+                    sampler.as_mut(),
+                    job.request.temperature,
+                )?;
+                let agrees = draft.get(index) == Some(&chosen.0);
+                if !agrees || self.model.vocab().is_eog(chosen) || generated >= max_new {
+                    break chosen;
+                }
+                if !self.emit(chosen, sampler.as_mut(), &mut text, &job.events) {
+                    return Ok(None);
+                }
+                generated += 1;
+                index += 1;
+            };
+            kept += index;
+            self.counters.steps.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .drafted
+                .fetch_add(draft.len() as u64, Ordering::Relaxed);
+            self.counters
+                .kept
+                .fetch_add(index as u64, Ordering::Relaxed);
+            self.drop_after(self.held.len() - (draft.len() - index))?;
         };
         let tail = text.finish();
         if !tail.is_empty() {
             let _ = job.events.send(Event::Piece(tail));
         }
         metrics::counter!("llm_local_generated_tokens_total").increment(generated as u64);
+        metrics::counter!("llm_local_decode_steps_total").increment(steps as u64);
+        metrics::counter!("llm_local_draft_tokens_total", "outcome" => "kept")
+            .increment(kept as u64);
+        metrics::counter!("llm_local_draft_tokens_total", "outcome" => "rejected")
+            .increment((drafted - kept) as u64);
         tracing::debug!(
             prompt_tokens = tokens.len(),
             reused,
             evaluated,
             prompt_ms,
             generated,
+            steps,
+            drafted,
+            kept,
             generate_ms = generate_started.elapsed().as_millis() as u64,
             "local generation"
         );
@@ -331,22 +390,83 @@ impl Session<'_> {
                 return Ok(false);
             }
             let last_chunk = (chunk_index + 1) * BATCH >= tokens.len();
-            self.batch.clear();
-            for (i, token) in chunk.iter().enumerate() {
-                let pos = i32::try_from(self.held.len() + i).unwrap_or(i32::MAX);
-                let logits = last_chunk && i + 1 == chunk.len();
-                self.batch
-                    .add(*token, pos, &[0], logits)
-                    .map_err(|e| internal(&e.to_string()))?;
-            }
-            if let Err(e) = self.ctx.decode(&mut self.batch) {
-                self.forget();
-                return Err(internal(&format!("decode failed: {e}")));
-            }
-            self.held.extend_from_slice(chunk);
-            self.last_batch_len = chunk.len();
+            self.decode_batch(chunk, |i| last_chunk && i + 1 == chunk.len())?;
         }
         Ok(true)
+    }
+
+    /// Decodes `tokens` (at most [`BATCH`]) after what sequence 0 holds, in one batch, with
+    /// logits for the positions `logits` picks.
+    fn decode_batch(
+        &mut self,
+        tokens: &[LlamaToken],
+        logits: impl Fn(usize) -> bool,
+    ) -> Result<(), LlmError> {
+        self.batch.clear();
+        for (i, token) in tokens.iter().enumerate() {
+            let pos = i32::try_from(self.held.len() + i).unwrap_or(i32::MAX);
+            self.batch
+                .add(*token, pos, &[0], logits(i))
+                .map_err(|e| internal(&e.to_string()))?;
+        }
+        if let Err(e) = self.ctx.decode(&mut self.batch) {
+            self.forget();
+            return Err(internal(&format!("decode failed: {e}")));
+        }
+        self.held.extend_from_slice(tokens);
+        self.last_batch_len = tokens.len();
+        Ok(())
+    }
+
+    /// Hands a chosen token to the grammar and its text to the caller; `false` when the caller
+    /// went away.
+    fn emit(
+        &self,
+        token: LlamaToken,
+        grammar: Option<&mut LlamaSampler>,
+        text: &mut Utf8Pieces,
+        events: &tokio::sync::mpsc::UnboundedSender<Event>,
+    ) -> bool {
+        if let Some(grammar) = grammar {
+            grammar.accept(token);
+        }
+        self.counters.generated.fetch_add(1, Ordering::Relaxed);
+        let piece = self.model.vocab().token_to_piece(token, false, None);
+        let piece = text.push(&piece);
+        piece.is_empty() || events.send(Event::Piece(piece)).is_ok()
+    }
+
+    /// Evaluates one generation step, the chosen token and any draft after it, in one batch
+    /// with logits for every token (each drafted token is checked against the logits before
+    /// it). `Ok(false)` when the caller went away.
+    fn decode_step(
+        &mut self,
+        tokens: &[LlamaToken],
+        events: &tokio::sync::mpsc::UnboundedSender<Event>,
+    ) -> Result<bool, LlmError> {
+        if events.is_closed() {
+            return Ok(false);
+        }
+        self.decode_batch(tokens, |_| true)?;
+        Ok(true)
+    }
+
+    /// Drops what sequence 0 holds from position `keep` on (drafted tokens that were not kept).
+    fn drop_after(&mut self, keep: usize) -> Result<(), LlmError> {
+        if keep >= self.held.len() {
+            return Ok(());
+        }
+        let pos = u32::try_from(keep).unwrap_or(u32::MAX);
+        match self.ctx.kv_cache_seq_rm(0, Some(pos), None) {
+            Ok(_) => {
+                self.held.truncate(keep);
+                Ok(())
+            }
+            Err(e) => {
+                self.forget();
+                Err(internal(&format!("could not drop drafted tokens: {e}")))
+            }
+        }
     }
 
     fn last_logits_index(&self) -> i32 {
